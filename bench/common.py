@@ -1,0 +1,425 @@
+"""What every benchmark shares: the notebook's parameters, the command line, the run record
+(machine, versions, date, commit, command), markdown tables, statistics, a clock that can be
+paused, child processes and their peak memory, and MNIST digits written as picture files.
+
+Nothing here imports TensorFlow, so the scripts that only time other programs start quickly.
+"""
+
+import argparse
+import ast
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+# Quiet TensorFlow (here and in every child process); figures are drawn without a display.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+NOTEBOOK = REPO / "Digit Recognition.ipynb"
+INTERFACE = REPO / "interface.py"
+TUTORIAL = REPO / "bench" / "tutorial_predict.py"
+DEFAULT_MODEL = REPO / "bestmodel.h5"
+MNIST_TRAIN_SIZE = 60_000
+VERSIONED = {
+    "python": None,
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "keras": ("keras",),
+    "numpy": ("numpy",),
+    "pillow": ("pillow",),
+}
+
+
+# --- the notebook's parameters ------------------------------------------------------------------
+
+
+def notebook_parameters(path=NOTEBOOK):
+    """The assignments of the notebook's `parameters`-tagged cell, e.g. {"EPOCHS": 15, ...}.
+
+    Read rather than copied, so the benchmarks always train what the notebook trains.
+    """
+    import nbformat  # only the training benchmarks need it
+
+    notebook = nbformat.read(path, as_version=4)
+    cells = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path} has {len(cells)} cells tagged 'parameters', expected one")
+    parameters = {}
+    for statement in ast.parse(cells[0].source).body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0]
+            if isinstance(target, ast.Name):
+                parameters[target.id] = ast.literal_eval(statement.value)
+    return parameters
+
+
+def scaled(count, train_size):
+    """`count` (a notebook size for the full 60,000 training images) scaled to `train_size`."""
+    return max(1, round(count * train_size / MNIST_TRAIN_SIZE)) if count else 0
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One of the three ways to run a benchmark, with its sizes."""
+
+    name: str  # "full", "quick" or "dry-run"
+    settings: dict
+
+
+def parser_for(name, description, full, quick, dry_run):
+    """An argument parser with --quick, --dry-run and --output; its epilog lists each mode's sizes.
+
+    `full`, `quick` and `dry_run` map setting names to values; a script adds one option per
+    setting (default None = the mode's value) with `add_setting`.
+    """
+    modes = "\n".join(
+        f"  {label:<10}{', '.join(f'{key}={value}' for key, value in sizes.items())}"
+        for label, sizes in (("full", full), ("--quick", quick), ("--dry-run", dry_run))
+    )
+    parser = argparse.ArgumentParser(
+        prog=f"python -m bench.{name}",
+        description=description,
+        epilog=f"defaults of each mode (an option given explicitly wins):\n{modes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(modes={"full": full, "quick": quick, "dry-run": dry_run})
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smaller sizes for a look in a minute or two; writes to bench/results/quick/",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="tiny sizes through the real code path, for CI; writes to a new temporary folder "
+        "(or --output), never to bench/results",
+    )
+    parser.add_argument(
+        "--output", type=Path, metavar="DIR",
+        help="folder for the JSON (and figure) (default: bench/results; --quick: "
+        "bench/results/quick; --dry-run: a new temporary folder)",
+    )
+    return parser
+
+
+def add_setting(parser, option, kind, help_text):
+    """An option whose default comes from the mode; the help names the full run's default."""
+    key = option.lstrip("-").replace("-", "_")
+    default = parser.get_default("modes")["full"][key]
+    parser.add_argument(option, type=kind, help=f"{help_text} (default: {default}; see below)")
+
+
+def parse(parser, argv=None):
+    """(args, Mode, output folder) with each setting filled in from the mode unless given.
+
+    A missing --model file is a usage error, found before anything runs or is written.
+    """
+    args = parser.parse_args(argv)
+    if args.quick and args.dry_run:
+        parser.error("--quick and --dry-run exclude each other")
+    if getattr(args, "model", None) is not None and not args.model.is_file():
+        parser.error(
+            f"model {args.model} does not exist (train it with the notebook, or pass --model)"
+        )
+    name = "dry-run" if args.dry_run else "quick" if args.quick else "full"
+    settings = dict(args.modes[name])
+    for key in settings:
+        given = getattr(args, key, None)
+        if given is not None:
+            settings[key] = given
+    return args, Mode(name, settings), output_folder(parser, args, name)
+
+
+def output_folder(parser, args, mode_name):
+    """Where this run writes: --output, else bench/results (or its quick/ folder, or a temp one)."""
+    if args.output is not None:
+        folder = args.output.resolve()
+        if mode_name == "dry-run" and folder.is_relative_to(RESULTS):
+            parser.error("--dry-run never writes to bench/results; choose another --output")
+    elif mode_name == "dry-run":
+        folder = Path(tempfile.mkdtemp(prefix="bench-dry-run-"))
+    elif mode_name == "quick":
+        folder = RESULTS / "quick"
+    else:
+        folder = RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# --- the run record -----------------------------------------------------------------------------
+
+
+def machine():
+    """Cores, CPU model and RAM of this machine."""
+    cpu_model, flags = platform.processor() or platform.machine(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                cpu_model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = value
+    except OSError:
+        pass
+    record = {
+        "cores": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "bfloat16_instructions": any(f in flags.split() for f in ("avx512_bf16", "amx_bf16")),
+        "ram_gib": ram_gib(),
+        "os": platform.platform(),
+    }
+    if hasattr(os, "sched_getaffinity"):
+        record["cores_usable"] = len(os.sched_getaffinity(0))
+    return record
+
+
+def ram_gib():
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def versions():
+    """Versions of Python and the libraries measured, read without importing them."""
+    found = {"python": platform.python_version()}
+    for name, distributions in VERSIONED.items():
+        for distribution in distributions or ():
+            try:
+                found[name] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return found
+
+
+def git_commit():
+    """{"commit": sha or None, "dirty": whether tracked files differ from it}."""
+    def git(*arguments):
+        done = subprocess.run(
+            ["git", *arguments], cwd=REPO, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        changes = git("status", "--porcelain", "--untracked-files=no")
+    except OSError:  # no git installed
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(changes) if commit else None}
+
+
+def record(name, mode, settings, results, table):
+    """The JSON document of one run: what was measured, where, with what, and how to redo it."""
+    return {
+        "benchmark": name,
+        "command": shlex.join(["python", "-m", f"bench.{name}", *sys.argv[1:]]),
+        "mode": mode.name,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "git": git_commit(),
+        "machine": machine(),
+        "versions": versions(),
+        "settings": settings,
+        "results": results,
+        "table": table,
+    }
+
+
+def write_json(path, document):
+    """Write `document` to `path` whole or not at all (temporary file renamed over it)."""
+    path = Path(path)
+    temporary = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    temporary.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def finish(name, mode, output, results, table):
+    """Print the table, write `<output>/<name>.json`, and say where it went."""
+    print(table)
+    path = output / f"{name}.json"
+    write_json(path, record(name, mode, mode.settings, results, table))
+    print(f"\nwrote {display_path(path)}")
+    return path
+
+
+def progress(message):
+    """A line on standard error, so long runs show where they are without touching the table."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def display_path(path):
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+# --- tables and numbers -------------------------------------------------------------------------
+
+
+def markdown_table(headers, rows, left=1):
+    """A GitHub markdown table; the first `left` columns (and the last when left < 0) are
+    left-aligned, the others, numbers, right-aligned."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    align = [":--" if i < left or (left < 0 and i in (0, len(headers) - 1)) else "--:"
+             for i in range(len(headers))]
+    lines = [headers, align, *cells]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def ratio(numerator, denominator):
+    """numerator / denominator, or None when either is missing or the denominator is zero."""
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def plural(count, noun):
+    return f"{count:g} {noun}" + ("" if count == 1 else "s")
+
+
+def times(value, digits=2):
+    return "–" if value is None else f"{value:.{digits}f}×"
+
+
+def seconds(value, digits=1):
+    return "–" if value is None else f"{value:.{digits}f} s"
+
+
+def percent(value, digits=2):
+    return "–" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def spread(samples):
+    """Median, min, max and the quartiles of a list of numbers."""
+    ordered = sorted(samples)
+    quartiles = (
+        statistics.quantiles(ordered, n=4, method="inclusive")
+        if len(ordered) > 1
+        else [ordered[0]] * 3
+    )
+    return {
+        "median": statistics.median(ordered),
+        "min": ordered[0],
+        "max": ordered[-1],
+        "q1": quartiles[0],
+        "q3": quartiles[2],
+        "samples": samples,
+    }
+
+
+class PausableClock:
+    """Wall time that leaves out the stretches spent inside `paused()` (e.g. test evaluations)."""
+
+    def __init__(self):
+        self.started = None
+        self.paused_seconds = 0.0
+
+    def start(self):
+        self.started = time.perf_counter()
+        self.paused_seconds = 0.0
+
+    def elapsed(self):
+        return time.perf_counter() - self.started - self.paused_seconds
+
+    @contextmanager
+    def paused(self):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused_seconds += time.perf_counter() - began
+
+
+# --- child processes ----------------------------------------------------------------------------
+
+
+@dataclass
+class ChildRun:
+    seconds: float
+    peak_rss_mib: float
+    stdout: str
+    stderr: str
+
+
+def run_child(command, what, ok=(0,)):
+    """Run `command` to completion: its wall time, its own peak RSS (os.wait4), its output.
+
+    Raises RuntimeError with the child's last words when its exit status is not in `ok`. The peak
+    RSS is that of this child alone (wait4 reports the one process), not of the benchmark or of
+    earlier children.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen([str(part) for part in command], stdout=out, stderr=err, cwd=REPO)
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    if child.returncode not in ok:
+        last = (stderr.strip() or stdout.strip()).splitlines()[-5:]
+        raise RuntimeError(f"{what} failed (exit {child.returncode}): " + " / ".join(last))
+    return ChildRun(elapsed, rss_mib(usage.ru_maxrss), stdout, stderr)
+
+
+def rss_mib(maxrss):
+    """ru_maxrss in MiB: Linux reports KiB, macOS bytes."""
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10
+
+
+def self_peak_rss_mib():
+    return rss_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def interface_command(model, *inputs):
+    return [sys.executable, INTERFACE, "--model", model, *inputs]
+
+
+def tutorial_command(model, image):
+    return [sys.executable, TUTORIAL, image, model]
+
+
+# --- MNIST digits as picture files --------------------------------------------------------------
+
+
+def write_paper_digits(images, folder, names=None):
+    """Save uint8 MNIST digits (N, 28, 28) as PNG files, inverted to dark ink on light paper.
+
+    Returns the paths; files are named 00000.png, 00001.png ... so a folder sorts in order.
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, image in enumerate(images):
+        path = folder / (names[index] if names else f"{index:05d}.png")
+        Image.fromarray(255 - image).save(path)
+        paths.append(path)
+    return paths
+
+
+def load_test_digits(count=None):
+    """The first `count` MNIST test digits and labels (all 10,000 when None)."""
+    from digits.data import load_mnist
+
+    _, (x_test, y_test) = load_mnist()
+    return x_test[:count], y_test[:count]

@@ -1,0 +1,149 @@
+"""Print the README's results table (markdown) from the benchmarks' JSON files, each row naming
+the command that reproduces it, followed by the machine and the date of each measurement.
+
+    python -m bench.report [--results DIR]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from bench.common import RESULTS, markdown_table, percent, plural, ratio, times
+
+BENCHMARKS = ("training", "time_to_99", "cold_start", "throughput", "memory")
+
+
+def load(folder):
+    """The JSON documents found in `folder`, by benchmark name."""
+    found = {}
+    for name in BENCHMARKS:
+        path = Path(folder) / f"{name}.json"
+        if path.is_file():
+            found[name] = json.loads(path.read_text())
+    return found
+
+
+def command(document):
+    """The reproducing command, with the mode spelled out when it is not a full run."""
+    text = f"`{document['command']}`"
+    return text if document["mode"] == "full" else f"{text} ({document['mode']}, not for citing)"
+
+
+def training_rows(document):
+    results = document["results"]
+    ours, reference = results["ours"], results["reference"]
+    images = f"{results['training_images']:,} training images"
+    return [
+        (f"training wall time ({images})",
+         f"{ours['seconds']:.0f} s, {plural(ours['epochs_run'], 'epoch')}",
+         f"{reference['seconds']:.0f} s, {plural(reference['epochs_run'], 'epoch')}",
+         times(results["time_ratio"])),
+        (f"test error ({results['test_images']:,} test digits)", percent(ours["test_error"]),
+         percent(reference["test_error"]), times(results["error_ratio"])),
+    ]
+
+
+def time_to_99_rows(document):
+    results = document["results"]
+
+    def cell(outcome):
+        if outcome["reached"] is None:
+            return f"not reached ({plural(outcome['epochs_run'], 'epoch')})"
+        reached = outcome["reached"]
+        return f"{reached['seconds']:.0f} s ({reached['epochs']:.2f} epochs)"
+
+    return [(f"time to {results['target']:.1%} test accuracy", cell(results["ours"]),
+             cell(results["reference"]), times(results["time_ratio"]))]
+
+
+def cold_start_rows(document):
+    results = document["results"]
+    ours, reference = results["interface"], results["tutorial"]
+    runs = len(ours["samples"])
+
+    def cell(stats):
+        return f"{stats['median']:.2f} s ({stats['min']:.2f}–{stats['max']:.2f})"
+
+    return [(f"one picture from the command line, cold start (median of {runs}, min–max)",
+             cell(ours), cell(reference), times(ratio(ours["median"], reference["median"])))]
+
+
+def throughput_rows(document):
+    results = document["results"]
+    rows = [
+        (f"`interface.py` on {run['files']:,} picture files, one call",
+         f"{run['images_per_second']:,.0f} images/s ({run['seconds']:.1f} s)", "–", "")
+        for run in results["cli"]
+    ]
+    api = results["api"]
+    rows.append((f"in-process prediction, {api['images']:,} test digits",
+                 f"{api['ours']['images_per_second']:,.0f} images/s",
+                 f"{api['keras']['images_per_second']:,.0f} images/s",
+                 times(api["speed_ratio"])))
+    return rows
+
+
+def memory_rows(document):
+    results = document["results"]
+    settings = document["settings"]
+    images = f"{settings['train_subset']:,}" if settings["train_subset"] else "60,000"
+    training, cli = results["training"], results["cli"]
+    return [
+        (f"peak memory, training {plural(settings['epochs'], 'epoch')} on {images} images",
+         f"{training['ours']['peak_rss_mib']:,.0f} MiB",
+         f"{training['reference']['peak_rss_mib']:,.0f} MiB", times(results["training_ratio"])),
+        ("peak memory, one picture from the command line",
+         f"{cli['interface']['median_mib']:,.0f} MiB",
+         f"{cli['tutorial']['median_mib']:,.0f} MiB", times(results["cli_ratio"])),
+    ]
+
+
+ROWS = {
+    "training": training_rows,
+    "time_to_99": time_to_99_rows,
+    "cold_start": cold_start_rows,
+    "throughput": throughput_rows,
+    "memory": memory_rows,
+}
+
+
+def report(documents):
+    """The results table, then one line per measurement: machine, date, commit."""
+    rows = [
+        (*row, command(document))
+        for name, document in documents.items()
+        for row in ROWS[name](document)
+    ]
+    headers = ["measure", "ours", "reference", "ours / reference", "reproduce with"]
+    lines = [markdown_table(headers, rows, left=-1), ""]
+    for name, document in documents.items():
+        machine, git = document["machine"], document["git"]
+        commit = (git["commit"] or "no commit")[:10] + (" (modified)" if git["dirty"] else "")
+        lines.append(
+            f"- `{name}`: {document['date']}, {machine['cores']} cores {machine['cpu_model']}, "
+            f"{machine['ram_gib']} GiB RAM, TensorFlow {document['versions'].get('tensorflow')}, "
+            f"{commit}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS,
+        help="folder holding the benchmarks' JSON files (default: bench/results)",
+    )
+    args = parser.parse_args(argv)
+    documents = load(args.results)
+    missing = [name for name in BENCHMARKS if name not in documents]
+    if not documents:
+        parser.error(f"no results in {args.results}: run the benchmarks first")
+    print(report(documents))
+    for name in missing:
+        print(f"\nnot measured yet: python -m bench.{name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Training, side by side: the Keras example "Simple MNIST convnet" against the notebook's training.
+
+Both train on the same MNIST training images (the example with its validation_split 0.1, ours
+with the notebook's validation set and font digits), one after the other in this process, and are
+tested on the same test images. Reported: training wall time, epochs, test accuracy and error,
+the error and time ratios, and test accuracy after every epoch (clock paused while measuring it),
+drawn as error_vs_time.png.
+
+    python -m bench.training            # full: ~15 epochs each on all 60,000 images
+"""
+
+from bench.common import (
+    add_setting,
+    finish,
+    markdown_table,
+    notebook_parameters,
+    parse,
+    parser_for,
+    percent,
+    ratio,
+    seconds,
+    times,
+)
+
+NAME = "training"
+FULL = dict(epochs=None, train_subset=None, test_subset=None)
+QUICK = dict(epochs=2, train_subset=10_000, test_subset=None)
+DRY_RUN = dict(epochs=1, train_subset=512, test_subset=500)
+FIGURE = "error_vs_time.png"
+LABELS = {"reference": "Keras example (reference)", "ours": "ours (notebook)"}
+
+
+def build_parser():
+    parser = parser_for(NAME, __doc__.split("\n\n")[0], FULL, QUICK, DRY_RUN)
+    add_setting(
+        parser, "--epochs", int,
+        "epochs for both; None = each its own: the notebook's EPOCHS, the example's 15",
+    )
+    add_setting(
+        parser, "--train-subset", int,
+        "random training images (seeded); None = the notebook's TRAIN_SUBSET (None = all 60,000)",
+    )
+    add_setting(parser, "--test-subset", int, "first N test images; None = all 10,000")
+    return parser
+
+
+def run(settings):
+    """Train the reference, then ours; return their Outcomes."""
+    from bench.contenders import (
+        REFERENCE,
+        TestAccuracyMonitor,
+        load_data,
+        train_ours,
+        train_reference,
+    )
+
+    parameters = notebook_parameters()
+    seed = parameters["SEED"]
+    subset = settings["train_subset"] or parameters.get("TRAIN_SUBSET")
+    train_data, test = load_data(subset, settings["test_subset"], seed)
+    reference = train_reference(
+        train_data, test, TestAccuracyMonitor(test),
+        epochs=settings["epochs"] or REFERENCE["epochs"], seed=seed,
+    )
+    ours = train_ours(
+        train_data, test, TestAccuracyMonitor(test), parameters, epochs=settings["epochs"]
+    )
+    return reference, ours, parameters, len(train_data[0]), len(test[0])
+
+
+def table(reference, ours):
+    best = f" (best {ours.details['best_epoch']})"
+    rows = [
+        ("training wall time", seconds(reference.seconds), seconds(ours.seconds),
+         times(ratio(ours.seconds, reference.seconds))),
+        ("epochs run", reference.epochs_run, f"{ours.epochs_run}{best}", ""),
+        ("test accuracy", percent(reference.test_accuracy), percent(ours.test_accuracy), ""),
+        ("test error", percent(1 - reference.test_accuracy), percent(1 - ours.test_accuracy),
+         times(ratio(1 - ours.test_accuracy, 1 - reference.test_accuracy))),
+        ("parameters", f"{reference.parameters:,}", f"{ours.parameters:,}", ""),
+        ("computes in", reference.dtype_policy, ours.dtype_policy, ""),
+    ]
+    return markdown_table(["", LABELS["reference"], LABELS["ours"], "ours / reference"], rows)
+
+
+def draw(reference, ours, path):
+    """Test error against training wall time, one line per training."""
+    from digits.plots import error_vs_time
+
+    runs = {
+        LABELS[outcome.name]: [(s, 1 - accuracy) for s, _, accuracy in outcome.points]
+        for outcome in (reference, ours)
+    }
+    error_vs_time(runs).savefig(path, dpi=150)
+
+
+def main(argv=None):
+    parser = build_parser()
+    _, mode, output = parse(parser, argv)
+    reference, ours, parameters, train_size, test_size = run(mode.settings)
+    draw(reference, ours, output / FIGURE)
+    results = {
+        "reference": reference.to_json(),
+        "ours": ours.to_json(),
+        "time_ratio": ratio(ours.seconds, reference.seconds),
+        "error_ratio": ratio(1 - ours.test_accuracy, 1 - reference.test_accuracy),
+        "notebook_parameters": parameters,
+        "training_images": train_size,
+        "test_images": test_size,
+        "figure": FIGURE,
+    }
+    finish(NAME, mode, output, results, table(reference, ours))
+
+
+if __name__ == "__main__":
+    main()

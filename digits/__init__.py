@@ -1,0 +1,1 @@
+"""Handwritten digit recognition: MNIST data, preprocessing, a safe predictor, a drawing board."""

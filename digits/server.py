@@ -1,0 +1,159 @@
+"""The drawing board: a local web page to draw digits (or drop a picture) and see what is read.
+
+Flask is used because it is small, well kept, has a test client and needs no build step.
+The page (digits/static/) is plain HTML/CSS/JS that works offline. It posts the raw picture
+bytes to `POST /api/read`, which takes the command line's path, `open_image` → `read_picture`,
+and answers with `Reading.to_json` plus the 28×28 images the model saw, as PNG data URLs.
+
+The classifier is a read-only numpy model, so one instance serves all the server's threads.
+"""
+
+import base64
+import io
+import socket
+from urllib.parse import unquote
+
+import numpy as np
+from flask import Flask, jsonify, request, send_from_directory
+from PIL import Image
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from digits.predict import read_picture
+from digits.preprocess import ImageError, open_image
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+DRAWING_NAME = "drawing"  # the `file` field of a reading when the browser sends no file name
+
+# Browsers may only load what the page itself serves; images also from data: and blob: URLs.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def create_app(classifier) -> Flask:
+    """The drawing board's Flask app, answering with `classifier`."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
+
+    @app.get("/")
+    def index():
+        return send_from_directory(app.static_folder, "index.html")
+
+    @app.post("/api/read")
+    def read():
+        body = request_body()
+        if not body:
+            return error_response("The request holds no picture.", 400)
+        try:
+            image = open_image(io.BytesIO(body))
+        except ImageError as error:
+            return error_response(str(error), 422)
+        reading = read_picture(classifier, image)
+        answer = reading.to_json(sent_file_name())
+        answer["preprocessed"] = [png_data_url(digit.pixels) for digit in reading.digits]
+        return jsonify(answer)
+
+    @app.errorhandler(413)
+    def too_large(_error):
+        limit_mb = MAX_UPLOAD_BYTES // (1024 * 1024)
+        return error_response(f"The picture is larger than {limit_mb} MB.", 413)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        return error_response(error.description, error.code)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(_error):
+        # Keep serving and answer in JSON; the traceback goes to the server's log, not to the page.
+        app.logger.exception("Request failed")
+        return error_response("The server could not read this picture (internal error).", 500)
+
+    @app.after_request
+    def security_headers(response):
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    return app
+
+
+def error_response(message: str, status: int):
+    """A JSON error the page can show as is."""
+    return jsonify(error=message), status
+
+
+def request_body() -> bytes:
+    """The raw request body; 413 (RequestEntityTooLarge) when it is over MAX_CONTENT_LENGTH."""
+    body = request.get_data(cache=False)
+    # A chunked body has no length to refuse up front: werkzeug stops at the limit, and reading
+    # on raises 413 instead of leaving us a cut-off picture.
+    request.stream.read(1)
+    return body
+
+
+def sent_file_name() -> str:
+    """The uploaded file's name: the page sends it URL-encoded in X-Filename (headers are ASCII)."""
+    return unquote(request.headers.get("X-Filename", "")).strip() or DRAWING_NAME
+
+
+def png_data_url(pixels: np.ndarray) -> str:
+    """A 28×28 float image in [0, 1] as a grey PNG data URL."""
+    grey = np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(grey, mode="L").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class ErrorsOnlyRequestHandler(WSGIRequestHandler):
+    """Logs failed requests only: the page reads several times a second while someone draws."""
+
+    def log_request(self, code="-", size="-"):
+        if str(code).isdigit() and int(code) < 400:
+            return
+        super().log_request(code, size)
+
+
+def make_board_server(classifier, host: str = "127.0.0.1", port: int = 8000) -> BaseWSGIServer:
+    """A threaded HTTP server for the board, listening but not serving yet; port 0 picks one free.
+
+    Raises OSError when it cannot listen there (port taken, unknown host …).
+    """
+    with listening_socket(host, port) as listening:
+        return make_server(
+            host,
+            port,
+            create_app(classifier),
+            threaded=True,
+            request_handler=ErrorsOnlyRequestHandler,
+            fd=listening.fileno(),  # werkzeug duplicates the socket, so ours can close
+        )
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on host:port.
+
+    We bind it ourselves because werkzeug, failing to, prints two lines and exits.
+    """
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once
+        listening.bind((host, port))
+        listening.listen()
+    except OSError:
+        listening.close()
+        raise
+    return listening
+
+
+def serve(classifier, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the drawing board until Ctrl-C; exits with a one-line message when it cannot listen."""
+    try:
+        server = make_board_server(classifier, host, port)
+    except OSError as error:
+        raise SystemExit(f"Cannot serve on {host}:{port}: {error.strerror or error}.") from None
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"Drawing board on http://{shown_host}:{server.port}/ — Ctrl-C to stop", flush=True)
+    server.serve_forever()  # werkzeug returns quietly on Ctrl-C and closes the socket
+    print("Stopped.")

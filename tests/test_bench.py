@@ -1,0 +1,332 @@
+"""Tests for bench/: each benchmark's --dry-run end to end (tiny sizes, the real code path, a
+temporary output folder), the report built from their JSON, and the helpers the numbers rest on.
+
+The dry-runs train and start TensorFlow in child processes, so they are marked `slow` (they still
+run in CI, which runs every test); together they take about a minute on a 2-core machine. They
+use the committed bestmodel.h5, or an untrained model of the notebook's architecture when there is
+none yet: a dry run checks the machinery, not the model.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from bench import cold_start, common, memory, report, throughput, time_to_99, training
+
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED_MODEL = REPO / "bestmodel.h5"
+SCRIPTS = {
+    "training": training,
+    "time_to_99": time_to_99,
+    "cold_start": cold_start,
+    "throughput": throughput,
+    "memory": memory,
+}
+NEEDS_MODEL = {"cold_start", "throughput", "memory"}
+RECORD_KEYS = {
+    "benchmark",
+    "command",
+    "mode",
+    "date",
+    "git",
+    "machine",
+    "versions",
+    "settings",
+    "results",
+    "table",
+}
+MACHINE_KEYS = {"cores", "cpu_model", "ram_gib"}
+VERSION_KEYS = {"python", "tensorflow", "keras", "numpy", "pillow"}
+RESULT_KEYS = {
+    "training": {"reference", "ours", "time_ratio", "error_ratio", "figure"},
+    "time_to_99": {"target", "reference", "ours", "time_ratio"},
+    "cold_start": {"interface", "tutorial", "ratio", "outputs"},
+    "throughput": {"cli", "api"},
+    "memory": {"training", "training_ratio", "cli", "cli_ratio"},
+}
+OUTCOME_KEYS = {"seconds", "epochs_run", "test_accuracy", "test_error", "points", "reached"}
+DRY_RUN_TIMEOUT_S = 300
+UNTRAINED_MODEL = (
+    "import sys; from digits.model import build_model; build_model().save(sys.argv[1])"
+)
+
+
+def results_snapshot():
+    """Names and modification times of everything in bench/results."""
+    return {p: p.stat().st_mtime_ns for p in common.RESULTS.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    if COMMITTED_MODEL.is_file():
+        return COMMITTED_MODEL
+    path = tmp_path_factory.mktemp("model") / "untrained.h5"
+    subprocess.run(
+        [sys.executable, "-c", UNTRAINED_MODEL, str(path)],
+        cwd=REPO,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def dry_runs(tmp_path_factory):
+    """run(name, model) → (finished process, seconds, output folder); each script runs once."""
+    folder = tmp_path_factory.mktemp("bench-results")
+    finished = {}
+
+    def run(name, model=None):
+        if name not in finished:
+            command = [sys.executable, "-m", f"bench.{name}", "--dry-run", "--output", folder]
+            if model is not None:
+                command += ["--model", model]
+            started = time.perf_counter()
+            done = subprocess.run(
+                [str(part) for part in command],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=DRY_RUN_TIMEOUT_S,
+            )
+            finished[name] = (done, time.perf_counter() - started)
+        return (*finished[name], folder)
+
+    before = results_snapshot()
+    yield run
+    assert results_snapshot() == before, "a dry run wrote to bench/results"
+
+
+def run_dry(name, dry_runs, request):
+    model = request.getfixturevalue("model_file") if name in NEEDS_MODEL else None
+    done, seconds, folder = dry_runs(name, model)
+    assert done.returncode == 0, f"exit {done.returncode}:\n{done.stderr[-3000:]}"
+    return done, seconds, folder, json.loads((folder / f"{name}.json").read_text())
+
+
+# --- the dry runs -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_dry_run_prints_a_table_and_writes_its_record(name, dry_runs, request):
+    done, seconds, folder, document = run_dry(name, dry_runs, request)
+    table_lines = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert len(table_lines) >= 3 and table_lines[1].startswith("| :--"), done.stdout
+    assert document["table"] in done.stdout
+    assert document.keys() >= RECORD_KEYS
+    assert document["benchmark"] == name and document["mode"] == "dry-run"
+    assert document["command"].startswith(f"python -m bench.{name} --dry-run")
+    assert document["machine"].keys() >= MACHINE_KEYS
+    assert document["versions"].keys() >= VERSION_KEYS
+    assert RESULT_KEYS[name] <= document["results"].keys()
+    assert document["settings"] == SCRIPTS[name].DRY_RUN
+    print(f"bench.{name} --dry-run took {seconds:.1f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_training_dry_run_measures_both_and_draws_the_figure(dry_runs, request):
+    _, _, folder, document = run_dry("training", dry_runs, request)
+    results = document["results"]
+    for name in ("reference", "ours"):
+        outcome = results[name]
+        assert outcome.keys() >= OUTCOME_KEYS
+        assert outcome["epochs_run"] == 1 and len(outcome["points"]) == 1
+        assert 0 < outcome["points"][0]["seconds"] <= outcome["seconds"] <= outcome["fit_seconds"]
+        assert 0 <= outcome["test_accuracy"] <= 1
+    assert results["time_ratio"] == pytest.approx(
+        results["ours"]["seconds"] / results["reference"]["seconds"]
+    )
+    assert results["reference"]["parameters"] == 34_826  # the Keras example's network
+    assert results["training_images"] == training.DRY_RUN["train_subset"]
+    assert (folder / training.FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_time_to_99_dry_run_stops_each_training_at_its_target(dry_runs, request):
+    _, _, _, document = run_dry("time_to_99", dry_runs, request)
+    for name in ("reference", "ours"):
+        outcome = document["results"][name]
+        # --dry-run aims at 0%, so the first check (half an epoch in) reaches it and stops.
+        assert len(outcome["points"]) == 1
+        assert outcome["reached"]["epochs"] < 1
+        assert outcome["reached"]["seconds"] == outcome["points"][0]["seconds"]
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_cold_start_dry_run_times_both_programs(dry_runs, request):
+    _, _, _, document = run_dry("cold_start", dry_runs, request)
+    results = document["results"]
+    for program in ("interface", "tutorial"):
+        assert len(results[program]["samples"]) == cold_start.DRY_RUN["runs"]
+        assert results[program]["median"] > 0
+    assert results["outputs"]["tutorial"] in {str(digit) for digit in range(10)}
+    assert results["outputs"]["interface"].endswith(")")  # "…/image.png: 7 (99.1%)"
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_throughput_dry_run_reads_every_file(dry_runs, request):
+    _, _, _, document = run_dry("throughput", dry_runs, request)
+    (cli,) = document["results"]["cli"]
+    assert cli["files"] == cli["answered"] == int(throughput.DRY_RUN["files"])
+    api = document["results"]["api"]
+    assert api["images"] == throughput.DRY_RUN["api_images"]
+    assert api["max_probability_difference"] < 1e-3  # same model, two engines
+    assert api["ours"]["images_per_second"] > 0 and api["keras"]["images_per_second"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_memory_dry_run_measures_each_child(dry_runs, request):
+    _, _, _, document = run_dry("memory", dry_runs, request)
+    results = document["results"]
+    peaks = [results["training"][name]["peak_rss_mib"] for name in ("reference", "ours")]
+    assert all(peak > 100 for peak in peaks)  # TensorFlow alone takes more
+    # Importing TensorFlow costs hundreds of MiB that interface.py never pays.
+    assert results["cli"]["interface"]["max_mib"] < results["cli"]["tutorial"]["median_mib"]
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_report_names_the_command_behind_every_row(dry_runs, request):
+    for name in SCRIPTS:
+        folder = run_dry(name, dry_runs, request)[2]
+    text = report.report(report.load(folder))
+    rows = [line for line in text.splitlines() if line.startswith("| ")][2:]
+    file_counts = len(throughput.DRY_RUN["files"].split(","))
+    # training: time and error; time to 99; cold start; files + in process; memory: two
+    assert len(rows) == 2 + 1 + 1 + (file_counts + 1) + 2
+    for row in rows:
+        assert "`python -m bench." in row and "--dry-run" in row and "(dry-run" in row
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def write_notebook(path, *parameter_cells):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("EPOCHS = 99  # not the parameters cell")]
+    for source in parameter_cells:
+        notebook.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]}))
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_notebook_parameters_are_read_from_the_tagged_cell(tmp_path):
+    path = write_notebook(tmp_path / "n.ipynb", "EPOCHS = 3  # comment\nSEED = 7\nDTYPE = None")
+    assert common.notebook_parameters(path) == {"EPOCHS": 3, "SEED": 7, "DTYPE": None}
+
+
+def test_notebook_parameters_need_exactly_one_tagged_cell(tmp_path):
+    with pytest.raises(ValueError, match="2 cells"):
+        common.notebook_parameters(write_notebook(tmp_path / "n.ipynb", "A = 1", "B = 2"))
+
+
+def test_the_notebook_has_the_parameters_the_benchmarks_use():
+    parameters = common.notebook_parameters()
+    for name in ("EPOCHS", "BATCH_SIZE", "VALIDATION_SIZE", "FONT_DIGITS", "PATIENCE", "SEED"):
+        assert isinstance(parameters[name], int), name
+    assert "TRAIN_SUBSET" in parameters and "DTYPE_POLICY" in parameters
+
+
+@pytest.mark.parametrize(
+    "count, size, expected", [(5000, 60_000, 5000), (6000, 512, 51), (5000, 512, 43), (0, 512, 0)]
+)
+def test_notebook_sizes_scale_with_the_training_set(count, size, expected):
+    assert common.scaled(count, size) == expected
+
+
+def test_spread_reports_median_quartiles_and_range():
+    stats = common.spread([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert (stats["median"], stats["min"], stats["max"]) == (3.0, 1.0, 5.0)
+    assert (stats["q1"], stats["q3"]) == (2.0, 4.0)
+    assert common.spread([2.5])["q1"] == common.spread([2.5])["q3"] == 2.5
+
+
+def test_paused_clock_leaves_out_the_pauses(monkeypatch):
+    now = iter([10.0, 12.0, 15.0, 16.0])  # start, pause begins, pause ends, reading
+    monkeypatch.setattr(common.time, "perf_counter", lambda: next(now))
+    clock = common.PausableClock()
+    clock.start()
+    with clock.paused():
+        pass
+    assert clock.elapsed() == pytest.approx(3.0)  # 6 s in all, 3 of them paused
+
+
+def test_markdown_table_aligns_numbers_right():
+    assert common.markdown_table(["a", "b"], [("x", 1)]).splitlines() == [
+        "| a | b |",
+        "| :-- | --: |",
+        "| x | 1 |",
+    ]
+
+
+def test_child_peak_memory_is_the_childs_own():
+    small = common.run_child([sys.executable, "-c", "pass"], "small")
+    big = common.run_child(
+        [sys.executable, "-c", "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096])"],
+        "big",
+    )
+    assert small.peak_rss_mib < 100 < 300 < big.peak_rss_mib
+
+
+def test_a_failing_child_says_why():
+    failing = "import sys; print('last words', file=sys.stderr); sys.exit(3)"
+    with pytest.raises(RuntimeError, match=r"doomed failed \(exit 3\): last words"):
+        common.run_child([sys.executable, "-c", failing], "doomed")
+
+
+def test_abba_order_alternates_the_programs():
+    assert cold_start.alternate(2) == ["interface", "tutorial", "tutorial", "interface"]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_option_states_its_default(name):
+    parser = SCRIPTS[name].build_parser()
+    for action in parser._actions:
+        if action.option_strings and action.nargs != 0:  # options that take a value
+            assert "default" in action.help, (name, action.option_strings)
+    assert "--dry-run" in parser.format_help() and "--quick" in parser.format_help()
+
+
+def test_a_dry_run_refuses_to_write_to_bench_results(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        common.parse(training.build_parser(), ["--dry-run", "--output", str(common.RESULTS)])
+    assert exit_.value.code == 2
+    assert "never writes to bench/results" in capsys.readouterr().err
+
+
+def test_an_option_given_wins_over_the_mode(tmp_path):
+    _, mode, output = common.parse(
+        cold_start.build_parser(),
+        ["--quick", "--runs", "2", "--output", str(tmp_path), "--model", __file__],
+    )
+    assert mode.name == "quick" and output == tmp_path
+    assert mode.settings == {**cold_start.QUICK, "runs": 2}
+
+
+def test_a_missing_model_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        common.parse(throughput.build_parser(), ["--model", str(tmp_path / "none.h5")])
+    assert exit_.value.code == 2
+    assert "none.h5 does not exist" in capsys.readouterr().err
+
+
+def test_the_scripts_start_without_tensorflow():
+    # --help and the timing-only benchmarks must not pay TensorFlow's import.
+    code = (
+        "import sys, bench.training, bench.time_to_99, bench.cold_start, bench.throughput, "
+        "bench.memory, bench.report; assert 'tensorflow' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)

@@ -1,0 +1,155 @@
+"""The network, the kill-safe checkpoint, the training pieces and the committed bestmodel.h5."""
+
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from digits import training
+from digits.model import BestModelCheckpoint, build_model, save_atomically
+from digits.predict import Classifier
+
+COMMITTED_MODEL = Path(__file__).resolve().parent.parent / "bestmodel.h5"
+REQUIRED_TEST_ACCURACY = 0.9970
+
+
+def tiny_model():
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def test_model_maps_28x28_images_to_10_probabilities():
+    model = build_model()
+    probabilities = model.predict(np.random.default_rng(0).random((3, 28, 28, 1)), verbose=0)
+    assert probabilities.shape == (3, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_mixed_precision_model_still_outputs_float32():
+    model = build_model(dtype="mixed_bfloat16")
+    assert model.layers[0].compute_dtype == "bfloat16"
+    assert model.layers[-1].compute_dtype == "float32"
+
+
+def test_save_atomically_replaces_the_file_with_a_loadable_model(tmp_path):
+    path = tmp_path / "model.h5"
+    path.write_bytes(b"an older file")
+    save_atomically(tiny_model(), path)
+    assert h5py.is_hdf5(path)
+    assert Classifier.load(path).probabilities(np.zeros((1, 28, 28))).shape == (1, 10)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.h5"]
+
+
+def test_a_save_interrupted_part_way_leaves_the_previous_model(tmp_path, monkeypatch):
+    path = tmp_path / "model.h5"
+    save_atomically(tiny_model(), path)
+    before = path.read_bytes()
+
+    def save_half_then_die(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(before[: len(before) // 2])
+        raise KeyboardInterrupt("killed mid-save")
+
+    monkeypatch.setattr(keras.Model, "save", save_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        save_atomically(tiny_model(), path)
+    assert path.read_bytes() == before
+    assert Classifier.load(path).probabilities(np.zeros((1, 28, 28))).shape == (1, 10)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.h5"]
+
+
+def test_checkpoint_saves_only_improving_epochs(tmp_path):
+    path = tmp_path / "best.h5"
+    checkpoint = BestModelCheckpoint(path, monitor="val_accuracy")
+    checkpoint.set_model(tiny_model())
+    checkpoint.on_epoch_end(0, {"val_accuracy": 0.5})
+    first = path.stat().st_mtime_ns
+    checkpoint.on_epoch_end(1, {"val_accuracy": 0.4})
+    assert path.stat().st_mtime_ns == first
+    checkpoint.on_epoch_end(2, {"val_accuracy": 0.6})
+    assert (checkpoint.best, checkpoint.best_epoch) == (0.6, 3)
+
+
+def test_checkpoint_of_mixed_precision_training_is_a_float32_model(tmp_path):
+    trained = build_model(dtype="mixed_bfloat16")
+    checkpoint = BestModelCheckpoint(tmp_path / "best.h5", export_model=build_model())
+    checkpoint.set_model(trained)
+    checkpoint.on_epoch_end(0, {"val_accuracy": 0.9})
+    saved = keras.models.load_model(tmp_path / "best.h5")
+    assert {layer.compute_dtype for layer in saved.layers} == {"float32"}
+    for saved_weights, trained_weights in zip(
+        saved.get_weights(), trained.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(saved_weights, trained_weights)
+
+
+def test_validation_split_is_seeded_and_disjoint():
+    images = np.arange(100 * 28 * 28, dtype=np.uint32).reshape(100, 28, 28)
+    labels = np.arange(100)
+    (kept_x, kept_y), (held_x, held_y) = training.split_validation(images, labels, 20, seed=1)
+    assert len(held_y) == 20 and len(kept_y) == 80
+    assert not set(kept_y) & set(held_y)
+    np.testing.assert_array_equal(kept_x[:, 0, 0] // (28 * 28), kept_y)
+    again = training.split_validation(images, labels, 20, seed=1)
+    np.testing.assert_array_equal(again[1][1], held_y)
+
+
+def test_bfloat16_is_chosen_only_where_the_cpu_has_it(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(training.platform, "system", lambda: "Linux")
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        return real_open(cpuinfo if path == "/proc/cpuinfo" else path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    cpuinfo.write_text("flags\t: fpu sse2 avx2 avx512f\n")
+    assert training.fastest_dtype_policy() == "float32"
+    cpuinfo.write_text("flags\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert training.fastest_dtype_policy() == "mixed_bfloat16"
+    monkeypatch.setattr(training.platform, "system", lambda: "Darwin")
+    assert training.fastest_dtype_policy() == "float32"
+
+
+@pytest.mark.slow
+def test_short_training_learns_and_writes_the_best_epoch(tmp_path, mnist):
+    (x_train, y_train), _ = mnist
+    fit, validation = training.split_validation(x_train[:3000], y_train[:3000], 500, seed=0)
+    run = training.train(fit, validation, tmp_path / "best.h5", epochs=2, seed=0, verbose=0)
+    assert run.epochs_run == 2
+    assert set(run.history) >= {"loss", "val_accuracy", "learning_rate"}
+    assert max(run.history["val_accuracy"]) > 0.85
+    assert Classifier.load(tmp_path / "best.h5").probabilities(
+        training.to_model_input(validation[0][:5])
+    ).shape == (5, 10)
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_committed_model_meets_the_accuracy_target(mnist):
+    _, (x_test, y_test) = mnist
+    model = keras.models.load_model(COMMITTED_MODEL)
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.output_shape == (None, 10)
+    probabilities = model.predict(training.to_model_input(x_test), batch_size=1000, verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    accuracy = (probabilities.argmax(axis=1) == y_test).mean()
+    assert accuracy >= REQUIRED_TEST_ACCURACY, f"test accuracy {accuracy:.4%}"
+
+
+def test_training_start_clears_partial_files_left_by_killed_saves(tmp_path):
+    leftover = tmp_path / ".best.12345.partial.h5"
+    leftover.write_bytes(b"half a model")
+    unrelated = tmp_path / ".other.12345.partial.h5"
+    unrelated.write_bytes(b"someone else's")
+    checkpoint = BestModelCheckpoint(tmp_path / "best.h5")
+    checkpoint.set_model(tiny_model())
+    checkpoint.on_train_begin()
+    assert not leftover.exists()
+    assert unrelated.exists()
