@@ -14,7 +14,8 @@ prints one line per picture on standard output, e.g.
 A folder stands for the picture files directly inside it (not in its subfolders: pass those
 too, or use the shell, e.g. `dir/*/`), sorted by name: files ending in a picture format's
 extension (.png, .jpg, .jpeg, .gif, .bmp, .tif, .tiff, .webp, .pgm, .ppm, .pbm), hidden files
-skipped. A file named on the command line is tried whatever its extension.
+skipped. A file named on the command line is tried whatever its extension. A pipe or device
+(e.g. /dev/stdin) is read up to 64 MB; save a larger picture to a file first.
 
 Every input that fails gives one line on standard error, `interface.py: <file>: <reason>`,
 and the other inputs are still answered; with --json it also gives {"file": ..., "error": ...}
@@ -52,6 +53,7 @@ import argparse
 import os
 import stat
 import sys
+import warnings
 from pathlib import Path
 
 # The model's matrices are small: with several BLAS threads, their start-up and spinning cost
@@ -66,6 +68,9 @@ PICTURE_SUFFIXES |= {".pgm", ".ppm", ".pbm"}
 DEFAULT_MODEL = Path(__file__).resolve().parent / "bestmodel.h5"
 BATCH_DIGITS = 256  # digits sent through the model together; results are printed per batch
 PICTURES_PER_WORKER = 50  # fewer pictures than this per worker process are not worth starting it
+# A pipe or device is read into memory before Pillow sees it (Pillow would copy it whole anyway):
+# far more than any picture of digits needs, yet a bound on the memory an endless stream takes.
+STREAM_LIMIT_BYTES = 64 * 2**20
 PROGRAM = "interface.py"
 
 
@@ -150,14 +155,35 @@ def expand(path: Path) -> list[tuple[Path, str | None]]:
 
 def find_digits_in(path: Path) -> list:
     """The DigitImages in one picture file; raises ImageError or OSError when it cannot be read."""
-    from digits.preprocess import ImageError, find_digits, open_image
+    from digits.preprocess import find_digits, open_image
 
-    with open(path, "rb") as file:
-        status = os.fstat(file.fileno())
-        if stat.S_ISREG(status.st_mode) and status.st_size == 0:  # (a pipe shows size 0 too)
+    # Library warnings (e.g. Pillow on an odd TIFF tag) would print two lines of Python on
+    # standard error; a picture that cannot be used raises instead. open_image still turns
+    # Pillow's decompression-bomb warning into an error: its own filter comes first.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with open(path, "rb") as file:
+            image = open_image(picture_source(file))
+        return find_digits(image)
+
+
+def picture_source(file):
+    """What open_image reads: a regular file itself, or the bytes of a pipe or device, at most
+    STREAM_LIMIT_BYTES of them; raises ImageError for an empty file or a longer stream."""
+    from digits.preprocess import ImageError
+
+    status = os.fstat(file.fileno())
+    if stat.S_ISREG(status.st_mode):
+        if status.st_size == 0:
             raise ImageError("an empty file (0 bytes)")
-        image = open_image(file)
-    return find_digits(image)
+        return file
+    data = file.read(STREAM_LIMIT_BYTES + 1)
+    if len(data) > STREAM_LIMIT_BYTES:
+        limit = STREAM_LIMIT_BYTES // 2**20
+        raise ImageError(f"more than {limit} MB from a pipe or device; save it to a file first")
+    if not data:
+        raise ImageError("nothing came from the pipe or device (0 bytes)")
+    return data
 
 
 def load_digits(path: Path) -> tuple[list | None, str | None]:

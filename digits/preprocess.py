@@ -269,7 +269,7 @@ def _sheet_of_paper(luminance: np.ndarray) -> np.ndarray | None:
     """
     factor = max(1, min(luminance.shape) // 48)
     grid = _reduce(luminance, factor)
-    if min(grid.shape) < 8:
+    if min(grid.shape) < 8 or float(grid.max() - grid.min()) < SHEET_CONTRAST:
         return None
     bright = grid > _otsu(grid)
     if not bright.any() or bright.all():
@@ -281,8 +281,15 @@ def _sheet_of_paper(luminance: np.ndarray) -> np.ndarray | None:
     sheet = regions == int(np.argmax(sizes)) + 1
     rows, cols = np.nonzero(sheet)
     box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
-    edges = (rows.min() == 0) + (cols.min() == 0)
-    edges += (rows.max() == grid.shape[0] - 1) + (cols.max() == grid.shape[1] - 1)
+    edges = sum(
+        int(touching)
+        for touching in (
+            rows.min() == 0,
+            cols.min() == 0,
+            rows.max() == grid.shape[0] - 1,
+            cols.max() == grid.shape[1] - 1,
+        )
+    )
     if not (0.15 <= sheet.mean() <= 0.85 and sheet.sum() >= SHEET_FILL * box and edges <= 2):
         return None
     sheet = ndimage.binary_erosion(ndimage.binary_fill_holes(sheet), iterations=1)

@@ -1,8 +1,15 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules: the real MNIST and the committed model."""
+
+from pathlib import Path
 
 import pytest
 
 from digits.data import load_mnist
+from digits.predict import Classifier
+
+# The product's model: every test that needs a trained model uses this one file, and fails (never
+# skips, never falls back to another model) when it is missing.
+COMMITTED_MODEL = Path(__file__).resolve().parent.parent / "bestmodel.h5"
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +22,17 @@ def mnist():
     for array in (array for split in splits for array in split):
         array.flags.writeable = False
     return splits
+
+
+@pytest.fixture(scope="session")
+def committed_model() -> Path:
+    """The path of the committed bestmodel.h5; fails when it is missing."""
+    if not COMMITTED_MODEL.is_file():
+        pytest.fail(f"{COMMITTED_MODEL} is missing: the tests need the committed model")
+    return COMMITTED_MODEL
+
+
+@pytest.fixture(scope="session")
+def classifier(committed_model) -> Classifier:
+    """The committed model, loaded once by digits.predict."""
+    return Classifier.load(committed_model)

@@ -6,22 +6,14 @@ with the mouse on the page (browser tests). They need no data files and no netwo
 
 import io
 import math
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import pytest
 from PIL import Image, ImageDraw
 
 from digits.predict import Classifier
 from digits.server import make_board_server
-
-REPO = Path(__file__).resolve().parent.parent
-COMMITTED_MODEL = REPO / "bestmodel.h5"
-# Before bestmodel.h5 is committed, developers point $DIGITS_DEV_MODEL at a quickly trained model.
-DEVELOPMENT_MODEL = Path(os.environ.get("DIGITS_DEV_MODEL", "/tmp/scratch_model.h5"))
 
 
 def _arc(cx, cy, rx, ry, start_degrees, end_degrees, points=16):
@@ -74,18 +66,6 @@ def number_png(number: str, size=(640, 320), dark_on_light=True) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def model_path() -> Path:
-    """bestmodel.h5 when committed, else the development model; skips when there is neither."""
-    for path in (COMMITTED_MODEL, DEVELOPMENT_MODEL):
-        if path.exists():
-            return path
-    pytest.skip(f"no model: neither {COMMITTED_MODEL.name} nor {DEVELOPMENT_MODEL} exists")
-
-
-def load_classifier() -> Classifier:
-    return Classifier.load(model_path())
 
 
 @contextmanager

@@ -2,9 +2,8 @@
 temporary output folder), the report built from their JSON, and the helpers the numbers rest on.
 
 The dry-runs train and start TensorFlow in child processes, so they are marked `slow` (they still
-run in CI, which runs every test); together they take about a minute on a 2-core machine. They
-use the committed bestmodel.h5, or an untrained model of the notebook's architecture when there is
-none yet: a dry run checks the machinery, not the model.
+run in CI, which runs every test); together they take about a minute on a 2-core machine. The
+ones that read pictures use the committed bestmodel.h5 (conftest's committed_model).
 """
 
 import json
@@ -19,7 +18,6 @@ import pytest
 from bench import cold_start, common, memory, report, throughput, time_to_99, training
 
 REPO = Path(__file__).resolve().parent.parent
-COMMITTED_MODEL = REPO / "bestmodel.h5"
 SCRIPTS = {
     "training": training,
     "time_to_99": time_to_99,
@@ -51,29 +49,11 @@ RESULT_KEYS = {
 }
 OUTCOME_KEYS = {"seconds", "epochs_run", "test_accuracy", "test_error", "points", "reached"}
 DRY_RUN_TIMEOUT_S = 300
-UNTRAINED_MODEL = (
-    "import sys; from digits.model import build_model; build_model().save(sys.argv[1])"
-)
 
 
 def results_snapshot():
     """Names and modification times of everything in bench/results."""
     return {p: p.stat().st_mtime_ns for p in common.RESULTS.rglob("*") if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    if COMMITTED_MODEL.is_file():
-        return COMMITTED_MODEL
-    path = tmp_path_factory.mktemp("model") / "untrained.h5"
-    subprocess.run(
-        [sys.executable, "-c", UNTRAINED_MODEL, str(path)],
-        cwd=REPO,
-        check=True,
-        timeout=120,
-        capture_output=True,
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +84,7 @@ def dry_runs(tmp_path_factory):
 
 
 def run_dry(name, dry_runs, request):
-    model = request.getfixturevalue("model_file") if name in NEEDS_MODEL else None
+    model = request.getfixturevalue("committed_model") if name in NEEDS_MODEL else None
     done, seconds, folder = dry_runs(name, model)
     assert done.returncode == 0, f"exit {done.returncode}:\n{done.stderr[-3000:]}"
     return done, seconds, folder, json.loads((folder / f"{name}.json").read_text())

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.drawn_digits import load_classifier, number_png, number_strokes, running_board
+from tests.drawn_digits import number_png, number_strokes, running_board
 
 pytestmark = pytest.mark.browser
 
@@ -38,8 +38,8 @@ STEP_PAUSE_MS = 10  # … this often: a quick hand's speed, so answers come whil
 
 
 @pytest.fixture(scope="module")
-def board_url():
-    with running_board(load_classifier()) as url:
+def board_url(classifier):
+    with running_board(classifier) as url:
         yield url
 
 

@@ -1,7 +1,7 @@
 """Tests for interface.py, run as users run it: `python interface.py ...` in a subprocess.
 
-The model is bestmodel.h5 once committed; before that, $DIGITS_DEV_MODEL (a quickly trained
-model). The pictures come from tests/pictures.py; bad inputs and bad models are made here.
+The model is the committed bestmodel.h5 (conftest's committed_model). The pictures come from
+tests/pictures.py; bad inputs and bad models are made here.
 """
 
 import json
@@ -22,23 +22,10 @@ import pytest
 from pictures import render_digits
 from PIL import Image
 
-from digits.predict import Classifier
-
 REPO = Path(__file__).resolve().parent.parent
 INTERFACE = REPO / "interface.py"
-COMMITTED_MODEL = REPO / "bestmodel.h5"
 NUMBER = "305"
 TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="module")
-def model() -> Path:
-    """bestmodel.h5 when committed, else $DIGITS_DEV_MODEL; skips when there is neither."""
-    development = os.environ.get("DIGITS_DEV_MODEL")
-    for path in (COMMITTED_MODEL, Path(development) if development else None):
-        if path is not None and path.is_file():
-            return path
-    pytest.skip(f"no model: {COMMITTED_MODEL.name} is not committed and $DIGITS_DEV_MODEL unset")
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +87,8 @@ def error_lines(stderr: bytes) -> dict[str, str]:
 # --- reading pictures ---
 
 
-def test_reads_every_digit_and_a_number(pictures, model):
-    result = run_cli(pictures, "number.png", "digits", model=model)
+def test_reads_every_digit_and_a_number(pictures, committed_model):
+    result = run_cli(pictures, "number.png", "digits", model=committed_model)
 
     read = answers(result.stdout)
     assert result.returncode == 0, result.stderr
@@ -113,13 +100,13 @@ def test_reads_every_digit_and_a_number(pictures, model):
         assert reading.startswith(f"{name[-5]} ("), (name, reading)
 
 
-def test_many_pictures_are_answered_in_order(pictures, model, tmp_path):
+def test_many_pictures_are_answered_in_order(pictures, committed_model, tmp_path):
     # Enough pictures for the worker processes to share them out (where there are several CPUs).
     digits = [str(index * 7 % 10) for index in range(120)]
     for index, digit in enumerate(digits):
         os.link(pictures / "digits" / f"digit_{digit}.png", tmp_path / f"{index:03}.png")
 
-    result = run_cli(tmp_path, ".", model=model)
+    result = run_cli(tmp_path, ".", model=committed_model)
 
     assert result.returncode == 0, result.stderr
     read = answers(result.stdout)
@@ -127,8 +114,10 @@ def test_many_pictures_are_answered_in_order(pictures, model, tmp_path):
     assert [reading[0] for reading in read.values()] == digits
 
 
-def test_json_gives_one_object_per_input(pictures, model):
-    result = run_cli(pictures, "--json", "number.png", "blank.png", "missing.png", model=model)
+def test_json_gives_one_object_per_input(pictures, committed_model):
+    result = run_cli(
+        pictures, "--json", "number.png", "blank.png", "missing.png", model=committed_model
+    )
 
     number, blank, missing = (json.loads(line) for line in lines(result.stdout))
     assert result.returncode == 1
@@ -159,8 +148,8 @@ def test_json_gives_one_object_per_input(pictures, model):
     assert list(error_lines(result.stderr)) == ["missing.png"]
 
 
-def test_top_lists_the_most_likely_digits(pictures, model):
-    result = run_cli(pictures, "--top", "3", "number.png", model=model)
+def test_top_lists_the_most_likely_digits(pictures, committed_model):
+    result = run_cli(pictures, "--top", "3", "number.png", model=committed_model)
 
     first, *details = lines(result.stdout)
     assert result.returncode == 0
@@ -175,10 +164,17 @@ def test_top_lists_the_most_likely_digits(pictures, model):
         assert percentages == sorted(percentages, reverse=True)
 
 
-def test_save_preprocessed_writes_what_the_model_saw(pictures, model, tmp_path):
+def test_save_preprocessed_writes_what_the_model_saw(
+    pictures, committed_model, classifier, tmp_path
+):
     saved = tmp_path / "seen"
     result = run_cli(
-        pictures, "number.png", "digits/digit_7.png", "--save-preprocessed", str(saved), model=model
+        pictures,
+        "number.png",
+        "digits/digit_7.png",
+        "--save-preprocessed",
+        str(saved),
+        model=committed_model,
     )
 
     assert result.returncode == 0, result.stderr
@@ -191,27 +187,24 @@ def test_save_preprocessed_writes_what_the_model_saw(pictures, model, tmp_path):
             images.append(np.asarray(image, np.float32) / 255)
     images = np.stack(images)
     assert images[:, 0, :].max() < 0.1 and images.max(axis=(1, 2)).min() > 0.7  # white on black
-    read = Classifier.load(model).probabilities(images).argmax(axis=1)
+    read = classifier.probabilities(images).argmax(axis=1)
     assert "".join(map(str, read)) == NUMBER + "7"
 
 
-def test_the_default_model_is_beside_interface_py(pictures):
+def test_the_default_model_is_beside_interface_py(pictures, committed_model):
+    assert committed_model == INTERFACE.parent / "bestmodel.h5"
     result = run_cli(pictures, "number.png")  # run elsewhere, no --model
-    if COMMITTED_MODEL.exists():
-        assert result.returncode == 0 and answers(result.stdout)["number.png"].startswith(NUMBER)
-    else:
-        assert result.returncode == 2
-        assert error_lines(result.stderr) == {str(COMMITTED_MODEL): "no such model file"}
+    assert result.returncode == 0 and answers(result.stdout)["number.png"].startswith(NUMBER)
 
 
-def test_tensorflow_is_never_imported(pictures, model):
+def test_tensorflow_is_never_imported(pictures, committed_model):
     check = (
         "import sys, interface; status = interface.main(['--model', sys.argv[1], 'number.png']);"
         "assert not {'tensorflow', 'keras'} & set(sys.modules), 'tensorflow imported';"
         "sys.exit(status)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", check, str(model)],
+        [sys.executable, "-c", check, str(committed_model)],
         cwd=pictures,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -233,8 +226,8 @@ def test_tensorflow_is_never_imported(pictures, model):
     ],
     ids=["all read", "no digit", "failed beats no digit", "folder without pictures"],
 )
-def test_exit_status_says_how_it_went(pictures, model, inputs, status):
-    assert run_cli(pictures, *inputs, model=model).returncode == status
+def test_exit_status_says_how_it_went(pictures, committed_model, inputs, status):
+    assert run_cli(pictures, *inputs, model=committed_model).returncode == status
 
 
 @pytest.mark.parametrize(
@@ -276,7 +269,9 @@ def png_claiming_size(width: int, height: int) -> bytes:
     )
 
 
-def test_bad_inputs_each_get_one_line_and_the_good_ones_are_read(pictures, model, tmp_path):
+def test_bad_inputs_each_get_one_line_and_the_good_ones_are_read(
+    pictures, committed_model, tmp_path
+):
     good = (pictures / "number.png").read_bytes()
     (tmp_path / "good.png").write_bytes(good)
     (tmp_path / "empty.png").write_bytes(b"")
@@ -299,7 +294,7 @@ def test_bad_inputs_each_get_one_line_and_the_good_ones_are_read(pictures, model
         b"\xff\xfegood.png",
     ]
 
-    result = run_cli(tmp_path, *inputs, model=model)
+    result = run_cli(tmp_path, *inputs, model=committed_model)
 
     assert result.returncode == 1
     assert b"Traceback" not in result.stderr
@@ -318,11 +313,11 @@ def test_bad_inputs_each_get_one_line_and_the_good_ones_are_read(pictures, model
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_file_is_reported(pictures, model, tmp_path):
+def test_an_unreadable_file_is_reported(pictures, committed_model, tmp_path):
     locked = tmp_path / "locked.png"
     shutil.copy(pictures / "number.png", locked)
     locked.chmod(0)
-    result = run_cli(tmp_path, "locked.png", model=model)
+    result = run_cli(tmp_path, "locked.png", model=committed_model)
     assert result.returncode == 1
     assert error_lines(result.stderr) == {"locked.png": "permission denied"}
 
@@ -366,10 +361,12 @@ BAD_MODELS = {
 
 
 @pytest.mark.parametrize(("make", "message"), BAD_MODELS.values(), ids=BAD_MODELS.keys())
-def test_an_unusable_model_exits_2_with_one_line(pictures, model, tmp_path, make, message):
+def test_an_unusable_model_exits_2_with_one_line(
+    pictures, committed_model, tmp_path, make, message
+):
     bad = tmp_path / "bad.h5"
     if make is not None:
-        make(model, bad)
+        make(committed_model, bad)
     result = run_cli(pictures, "number.png", model=bad)
     assert result.returncode == 2
     assert result.stdout == b""
@@ -380,9 +377,9 @@ def test_an_unusable_model_exits_2_with_one_line(pictures, model, tmp_path, make
 # --- the drawing board ---
 
 
-def test_serve_starts_the_drawing_board_with_the_model(pictures, model):
+def test_serve_starts_the_drawing_board_with_the_model(pictures, committed_model):
     process = subprocess.Popen(
-        [sys.executable, str(INTERFACE), "--model", str(model), "--serve", "--port", "0"],
+        [sys.executable, str(INTERFACE), "--model", str(committed_model), "--serve", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -403,11 +400,11 @@ def test_serve_starts_the_drawing_board_with_the_model(pictures, model):
 # --- interruptions ---
 
 
-def test_ctrl_c_exits_130_with_one_line(pictures, model, tmp_path):
+def test_ctrl_c_exits_130_with_one_line(pictures, committed_model, tmp_path):
     fifo = tmp_path / "slow.png"
     os.mkfifo(fifo)  # the CLI blocks reading it: a picture that never finishes arriving
     process = subprocess.Popen(
-        [sys.executable, str(INTERFACE), "--model", str(model), str(fifo)],
+        [sys.executable, str(INTERFACE), "--model", str(committed_model), str(fifo)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -433,11 +430,11 @@ def open_writer_when_read(fifo: Path, process: subprocess.Popen) -> int:
     pytest.fail(f"the CLI never opened the FIFO: {process.communicate()}")
 
 
-def test_a_closed_pipe_ends_quietly(pictures, model, tmp_path):
+def test_a_closed_pipe_ends_quietly(pictures, committed_model, tmp_path):
     for index in range(300):  # far more JSON than a pipe holds
         os.link(pictures / "number.png", tmp_path / f"copy_{index:03}.png")
     process = subprocess.Popen(
-        [sys.executable, str(INTERFACE), "--model", str(model), "--json", str(tmp_path)],
+        [sys.executable, str(INTERFACE), "--model", str(committed_model), "--json", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -13,7 +13,6 @@ from digits.predict import Classifier
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPOSITORY / "Digit Recognition.ipynb"
-COMMITTED_MODEL = REPOSITORY / "bestmodel.h5"
 # Every figure the story promises: samples, balance, pixels, fonts, augmentation, curves,
 # confusion matrix, misclassified digits, the example picture.
 EXPECTED_FIGURES = 9
@@ -45,8 +44,8 @@ def test_notebook_has_one_parameters_cell_near_the_top():
 
 @pytest.mark.slow
 @pytest.mark.mnist
-def test_notebook_trains_a_small_model_into_a_temporary_folder(tmp_path):
-    committed_before = digest(COMMITTED_MODEL)
+def test_notebook_trains_a_small_model_into_a_temporary_folder(tmp_path, committed_model):
+    committed_before = digest(committed_model)
     model_path = tmp_path / "model.h5"
     executed = tmp_path / "executed.ipynb"
     papermill.execute_notebook(
@@ -63,7 +62,7 @@ def test_notebook_trains_a_small_model_into_a_temporary_folder(tmp_path):
         kernel_name="python3",
         progress_bar=False,
     )
-    assert digest(COMMITTED_MODEL) == committed_before, "the committed bestmodel.h5 was touched"
+    assert digest(committed_model) == committed_before, "the committed bestmodel.h5 was touched"
 
     classifier = Classifier.load(model_path)
     assert classifier.probabilities(np.zeros((1, 28, 28))).shape == (1, 10)

@@ -22,8 +22,6 @@ from digits.predict import (
     reading_from,
 )
 
-REPO = Path(__file__).resolve().parent.parent
-COMMITTED_MODEL = REPO / "bestmodel.h5"
 TOLERANCE = 1e-4  # max abs difference allowed between our probabilities and Keras's
 
 
@@ -452,14 +450,14 @@ def test_keras_models_of_the_wrong_shape_are_refused(keras, tmp_path, shape, uni
 
 @pytest.mark.slow
 @pytest.mark.mnist
-def test_committed_model_matches_keras_on_the_mnist_test_set(keras, mnist):
-    if not COMMITTED_MODEL.exists():
-        pytest.skip(f"{COMMITTED_MODEL.name} is not committed yet")
+def test_committed_model_matches_keras_on_the_mnist_test_set(
+    keras, mnist, committed_model, classifier
+):
     (_, _), (x_test, _) = mnist
     images = x_test.astype(np.float32) / 255
 
-    expected = keras.models.load_model(COMMITTED_MODEL, compile=False).predict(images, verbose=0)
-    ours = Classifier.load(COMMITTED_MODEL).probabilities(images)
+    expected = keras.models.load_model(committed_model, compile=False).predict(images, verbose=0)
+    ours = classifier.probabilities(images)
 
     assert np.abs(ours - expected).max() <= TOLERANCE
     assert (ours.argmax(axis=1) == expected.argmax(axis=1)).all()

@@ -20,12 +20,7 @@ from PIL import Image
 from digits import server
 from digits.predict import read_picture
 from digits.preprocess import open_image
-from tests.drawn_digits import load_classifier, number_png, running_board
-
-
-@pytest.fixture(scope="module")
-def classifier():
-    return load_classifier()
+from tests.drawn_digits import number_png, running_board
 
 
 @pytest.fixture(scope="module")
