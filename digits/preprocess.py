@@ -73,7 +73,7 @@ class DigitImage:
     """One digit: MNIST-style pixels and where it was in the input picture."""
 
     pixels: np.ndarray = field(repr=False)  # (28, 28) float32 in [0, 1], light ink on black
-    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # x0, y0, x1, y1 in input pixels, exclusive ends
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in input pixels, exclusive ends
 
 
 # --------------------------------------------------------------------------
@@ -84,10 +84,12 @@ def open_image(source) -> Image.Image:
     """Open and fully decode a picture from a path, bytes or a binary file object.
 
     Returns an image in mode L, LA, RGB or RGBA with EXIF orientation applied
-    (first frame of an animation).  Pictures over MAX_PIXELS are refused from
-    their header; pictures longer than WORKING_SIDE are reduced, and
-    image.info[SOURCE_SIZE_KEY] keeps the size boxes are reported in.
-    Raises ImageError with a one-line message for anything unreadable.
+    (first frame of an animation).  Pictures over MAX_PIXELS (JPEGs: over
+    MAX_JPEG_PIXELS) are refused from their header, before any pixel is
+    decoded; pictures longer than WORKING_SIDE are reduced (JPEGs while
+    decoding), and image.info[SOURCE_SIZE_KEY] keeps the size boxes are
+    reported in.  Raises ImageError with a one-line message for anything
+    unreadable: missing file, not an image, truncated or damaged data, too big.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(source)
@@ -146,15 +148,17 @@ def _decode(image: Image.Image) -> Image.Image:
     limit = MAX_JPEG_PIXELS if image.format == "JPEG" else MAX_PIXELS
     if width * height > limit:
         raise ImageError(_too_big_message((width, height), limit))
-    orientation = _exif_orientation(image)
     opened = image
-    source_size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     longest = max(width, height)
     if image.format == "JPEG" and longest > WORKING_SIDE:
         # Let the JPEG decoder skip detail we would throw away (1/2 … 1/8 scale).
         scale = WORKING_SIDE / longest
         image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
+    # Decode before reading EXIF: for a PNG, getexif() may decode the pixels
+    # itself, and a decoding error must surface here, not be taken for no EXIF.
     image.load()
+    orientation = _exif_orientation(image)
+    source_size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     if orientation != 1:
         image = _oriented(image)
     decoded = _working_size(image)

@@ -7,6 +7,7 @@ TensorFlow here: readability by a model is measured elsewhere.
 
 import io
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -179,6 +180,18 @@ def test_unreadable_input_is_one_clear_line(data, message):
     with pytest.raises(ImageError, match=message) as caught:
         open_image(io.BytesIO(data))
     assert "\n" not in str(caught.value)
+
+
+def test_damaged_pixel_data_is_an_error_not_a_blank_picture():
+    """Valid PNG chunks (CRCs right) around random compressed pixels."""
+    png = encoded(render_digits("2"), "PNG")
+    start = png.index(b"IDAT") - 4
+    length = int.from_bytes(png[start : start + 4], "big")
+    junk = np.random.default_rng(4).bytes(length)
+    crc = zlib.crc32(b"IDAT" + junk).to_bytes(4, "big")
+    damaged = png[:start] + png[start : start + 8] + junk + crc + png[start + 12 + length :]
+    with pytest.raises(ImageError, match="damaged|truncated"):
+        open_image(damaged)
 
 
 def test_missing_file_and_folder(tmp_path):
