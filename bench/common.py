@@ -357,19 +357,64 @@ class ChildRun:
     stderr: str
 
 
+# Linux counts in a process's peak RSS (ru_maxrss) the pages its parent had when it forked it, and
+# keeps that peak across exec: a direct child of a large process (a benchmark holding MNIST, pytest
+# with TensorFlow loaded) reports at least its parent's peak, whatever it uses itself. So commands
+# are forked by this small Python program instead; it writes the command's own ru_maxrss and wall
+# time (fork to exit) to the file argv[1] and exits as the command did.
+PEAK_MEMORY_LAUNCHER = """\
+import os, signal, sys, time
+report, command = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(command[0], command)
+    except OSError as error:
+        print(f"cannot run {command[0]}: {error.strerror}", file=sys.stderr)
+    os._exit(127)
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as file:
+    file.write(f"{usage.ru_maxrss} {time.perf_counter() - started}")
+code = os.waitstatus_to_exitcode(status)
+if code < 0:  # killed by a signal: end the same way
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
+def with_peak_memory(command, report):
+    """`command` run through PEAK_MEMORY_LAUNCHER, which writes its peak RSS to `report`.
+
+    Arguments given as bytes (file names that are not UTF-8) are passed on unchanged.
+    """
+    parts = [part if isinstance(part, bytes) else str(part) for part in command]
+    return [sys.executable, "-c", PEAK_MEMORY_LAUNCHER, str(report), *parts]
+
+
+def peak_memory_report(report):
+    """(ru_maxrss, seconds) of a command run with_peak_memory; ru_maxrss as the OS gives it."""
+    maxrss, seconds = Path(report).read_text().split()
+    return int(maxrss), float(seconds)
+
+
 def run_child(command, what, ok=(0,)):
     """Run `command` to completion: its wall time, its own peak RSS (os.wait4), its output.
 
     Raises RuntimeError with the child's last words when its exit status is not in `ok`. The peak
-    RSS is that of this child alone (wait4 reports the one process), not of the benchmark or of
-    earlier children.
+    RSS is that of this child alone (and of the processes it waited for), not of the benchmark or
+    of earlier children: see PEAK_MEMORY_LAUNCHER.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        child = subprocess.Popen([str(part) for part in command], stdout=out, stderr=err, cwd=REPO)
-        _, status, usage = os.wait4(child.pid, 0)
-        elapsed = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        report = Path(folder) / "peak"
+        child = subprocess.run(with_peak_memory(command, report), stdout=out, stderr=err, cwd=REPO)
+        maxrss, elapsed = peak_memory_report(report)
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")
@@ -377,7 +422,7 @@ def run_child(command, what, ok=(0,)):
     if child.returncode not in ok:
         last = (stderr.strip() or stdout.strip()).splitlines()[-5:]
         raise RuntimeError(f"{what} failed (exit {child.returncode}): " + " / ".join(last))
-    return ChildRun(elapsed, rss_mib(usage.ru_maxrss), stdout, stderr)
+    return ChildRun(elapsed, rss_mib(maxrss), stdout, stderr)
 
 
 def rss_mib(maxrss):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.common import RESULTS, markdown_table, percent, plural, ratio, times
 
-BENCHMARKS = ("training", "time_to_99", "cold_start", "throughput", "memory")
+BENCHMARKS = ("training", "time_to_99", "cold_start", "throughput", "memory", "realistic")
 
 
 def load(folder):
@@ -98,12 +98,27 @@ def memory_rows(document):
     ]
 
 
+def realistic_rows(document):
+    results = document["results"]
+    ours, tutorial = results["ours"], results["tutorial"]
+
+    def read(result, kind):
+        return f"{percent(result[f'{kind}_read'] / result[kind])} of {result[kind]}"
+
+    return [
+        ("realistic pictures: single digits read exactly", read(ours, "single_digits"),
+         read(tutorial, "single_digits") + " (tutorial resize)", ""),
+        ("realistic pictures: whole numbers read exactly", read(ours, "numbers"), "–", ""),
+    ]
+
+
 ROWS = {
     "training": training_rows,
     "time_to_99": time_to_99_rows,
     "cold_start": cold_start_rows,
     "throughput": throughput_rows,
     "memory": memory_rows,
+    "realistic": realistic_rows,
 }
 
 

@@ -15,7 +15,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bench import cold_start, common, memory, report, throughput, time_to_99, training
+from bench import (
+    cold_start,
+    common,
+    memory,
+    realistic,
+    report,
+    throughput,
+    time_to_99,
+    training,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = {
@@ -24,8 +33,9 @@ SCRIPTS = {
     "cold_start": cold_start,
     "throughput": throughput,
     "memory": memory,
+    "realistic": realistic,
 }
-NEEDS_MODEL = {"cold_start", "throughput", "memory"}
+NEEDS_MODEL = {"cold_start", "throughput", "memory", "realistic"}
 RECORD_KEYS = {
     "benchmark",
     "command",
@@ -46,6 +56,7 @@ RESULT_KEYS = {
     "cold_start": {"interface", "tutorial", "ratio", "outputs"},
     "throughput": {"cli", "api"},
     "memory": {"training", "training_ratio", "cli", "cli_ratio"},
+    "realistic": {"ours", "tutorial", "model"},
 }
 OUTCOME_KEYS = {"seconds", "epochs_run", "test_accuracy", "test_error", "points", "reached"}
 DRY_RUN_TIMEOUT_S = 300

@@ -44,7 +44,12 @@ def test_notebook_has_one_parameters_cell_near_the_top():
 
 @pytest.mark.slow
 @pytest.mark.mnist
-def test_notebook_trains_a_small_model_into_a_temporary_folder(tmp_path, committed_model):
+def test_notebook_trains_a_small_model_into_a_temporary_folder(
+    tmp_path, committed_model, monkeypatch
+):
+    # The kernel inherits this process's environment: with MPLBACKEND=Agg (bench.common sets it
+    # when test_bench imports it) matplotlib draws off-screen and the notebook shows no figure.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     committed_before = digest(committed_model)
     model_path = tmp_path / "model.h5"
     executed = tmp_path / "executed.ipynb"

@@ -4,8 +4,9 @@ Every kind is made here, in a temporary folder, and given to the command line on
 answer with the documented exit status, at most one line on standard error (`interface.py: name:
 reason`, no traceback), and stay within a memory bound. The child runs under an address-space
 limit (RLIMIT_AS, so a leak fails cleanly instead of swapping the machine), and its own peak
-resident memory is read back with os.wait4. Then one call mixes every kind with good pictures,
-and every good one must still be read correctly.
+resident memory is read back with os.wait4 by a small launcher (bench.common.with_peak_memory: a
+direct child of pytest would count pytest's own memory in its peak). Then one call mixes every
+kind with good pictures, and every good one must still be read correctly.
 
 An unreadable file stays unreadable for root (CI runs as root): the child is started without the
 capabilities that let root ignore file modes (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, dropped from
@@ -22,6 +23,7 @@ import json
 import os
 import re
 import resource
+import signal
 import struct
 import subprocess
 import sys
@@ -35,6 +37,8 @@ import numpy as np
 import pytest
 from pictures import render_digits
 from PIL import Image
+
+from bench.common import peak_memory_report, with_peak_memory
 
 REPO = Path(__file__).resolve().parent.parent
 INTERFACE = REPO / "interface.py"
@@ -288,6 +292,7 @@ CORPUS = {
     "random bytes as .png": Kind(random_bytes, EXIT_FAILED, "not an image"),
     "random bytes after a JPEG marker": Kind(random_after_jpeg_marker, EXIT_FAILED, "image"),
     "PNG with a bad header checksum": Kind(png_with_bad_header_checksum, EXIT_FAILED, "not an"),
+    "PNG with damaged pixel data": Kind(png_with_damaged_pixel_data, EXIT_FAILED, "damaged"),
     "text file": Kind(text_file, EXIT_FAILED, "not an image"),
     "SVG": Kind(svg, EXIT_FAILED, "not an image"),
     "1×1": Kind(one_pixel, EXIT_NO_DIGIT, reading=""),
@@ -314,19 +319,6 @@ CORPUS = {
     "symlink loop": Kind(symlink_loop, EXIT_FAILED, "symbolic links"),
     "non-UTF-8 name, broken": Kind(non_utf8_bad, EXIT_FAILED, "not an image"),
     "non-UTF-8 name, good": Kind(non_utf8_good, EXIT_OK, reading="6"),
-}
-
-# Kinds that the code does not handle yet (see the reliability report): strict xfail, so that
-# the fix turns them into failures that say "move me into CORPUS".
-DAMAGED_PNG_BUG = (
-    "open_image: PNG getexif() decodes the pixels and _exif_orientation swallows the decoding "
-    "error, so a damaged PNG reads as a black picture (no digit) instead of failing"
-)
-KNOWN_BUGS = {
-    "PNG with damaged pixel data": (
-        Kind(png_with_damaged_pixel_data, EXIT_FAILED, "damaged"),
-        DAMAGED_PNG_BUG,
-    ),
 }
 
 
@@ -373,34 +365,37 @@ def run_cli(
     """interface.py in `cwd` under the resource bounds (model None: its default); feed(pipe), if
     given, writes its standard input from a thread."""
     out_path, err_path = cwd.parent / f"{cwd.name}.stdout", cwd.parent / f"{cwd.name}.stderr"
+    report = cwd.parent / f"{cwd.name}.peak"
     options = [] if model is None else ["--model", str(model)]
+    command = [sys.executable, str(interface), *options, *args]
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         process = subprocess.Popen(
-            [sys.executable, str(interface), *options, *args],
+            with_peak_memory(command, report),
             cwd=cwd,
             stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
             stdout=out,
             stderr=err,
             preexec_fn=bound_resources,
+            start_new_session=True,  # so that the watchdog stops the launcher and interface.py
         )
-    watchdog = threading.Timer(TIMEOUT_S, process.kill)
+    watchdog = threading.Timer(TIMEOUT_S, os.killpg, (process.pid, signal.SIGKILL))
     watchdog.start()
     writer = threading.Thread(target=feed, args=(process.stdin,)) if feed else None
     if writer:
         writer.start()
     try:
-        _, wait_status, usage = os.wait4(process.pid, 0)  # this child's own peak memory
+        process.wait()
     finally:
         watchdog.cancel()
         if writer:
             writer.join()
-    process.returncode = os.waitstatus_to_exitcode(wait_status)
     assert process.returncode != -9, f"interface.py did not finish in {TIMEOUT_S} s"
+    maxrss, _ = peak_memory_report(report)
     return Outcome(
         process.returncode,
         out_path.read_bytes().decode("utf-8"),  # strict: output must be valid UTF-8
         err_path.read_bytes().decode("utf-8"),
-        usage.ru_maxrss * 1024,
+        maxrss * 1024,
     )
 
 
@@ -475,14 +470,8 @@ def test_the_corpus_has_at_least_twenty_kinds():
 UNENFORCEABLE = set() if FILE_MODES_BIND else {"no read permission"}
 ROOT_IGNORES_MODES = pytest.mark.skip(reason="root without CAP_SETPCAP reads any file")
 KINDS = [
-    *(
-        pytest.param(kind, id=name, marks=[ROOT_IGNORES_MODES] if name in UNENFORCEABLE else [])
-        for name, kind in CORPUS.items()
-    ),
-    *(
-        pytest.param(kind, id=name, marks=pytest.mark.xfail(strict=True, reason=reason))
-        for name, (kind, reason) in KNOWN_BUGS.items()
-    ),
+    pytest.param(kind, id=name, marks=[ROOT_IGNORES_MODES] if name in UNENFORCEABLE else [])
+    for name, kind in CORPUS.items()
 ]
 
 
