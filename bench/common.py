@@ -123,6 +123,23 @@ def add_setting(parser, option, kind, help_text):
     parser.add_argument(option, type=kind, help=f"{help_text} (default: {default}; see below)")
 
 
+# How the training benchmarks name the two trainings in their tables and figure.
+LABELS = {"reference": "Keras example (reference)", "ours": "ours (notebook)"}
+
+
+def add_training_settings(parser, epochs_help):
+    """The options both training benchmarks take: the epoch budget and the data subsets."""
+    add_setting(
+        parser, "--epochs", int,
+        f"{epochs_help}; None = each its own: the notebook's EPOCHS, the example's 15",
+    )
+    add_setting(
+        parser, "--train-subset", int,
+        "random training images (seeded); None = the notebook's TRAIN_SUBSET (None = all 60,000)",
+    )
+    add_setting(parser, "--test-subset", int, "first N test images; None = all 10,000")
+
+
 def parse(parser, argv=None):
     """(args, Mode, output folder) with each setting filled in from the mode unless given.
 

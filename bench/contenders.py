@@ -40,6 +40,14 @@ def load_data(train_subset=None, test_subset=None, seed=42):
     return (x_train, y_train), (x_test[:test_subset], y_test[:test_subset])
 
 
+def benchmark_data(settings):
+    """(notebook parameters, training data, test data) for the settings of a training benchmark."""
+    parameters = notebook_parameters()
+    subset = settings["train_subset"] or parameters.get("TRAIN_SUBSET")
+    train_data, test = load_data(subset, settings["test_subset"], parameters["SEED"])
+    return parameters, train_data, test
+
+
 def test_accuracy(model, images, labels):
     """Share of `images` (uint8) that `model` classifies as `labels`."""
     probabilities = model.predict(

@@ -10,10 +10,11 @@ that budget: stopping early is the only change. (--dry-run aims at 0% so that it
 """
 
 from bench.common import (
+    LABELS,
     add_setting,
+    add_training_settings,
     finish,
     markdown_table,
-    notebook_parameters,
     parse,
     parser_for,
     percent,
@@ -27,22 +28,13 @@ NAME = "time_to_99"
 FULL = dict(target=0.99, checks_per_epoch=4, epochs=None, train_subset=None, test_subset=None)
 QUICK = dict(target=0.98, checks_per_epoch=4, epochs=3, train_subset=10_000, test_subset=None)
 DRY_RUN = dict(target=0.0, checks_per_epoch=2, epochs=1, train_subset=512, test_subset=500)
-LABELS = {"reference": "Keras example (reference)", "ours": "ours (notebook)"}
 
 
 def build_parser():
     parser = parser_for(NAME, __doc__.split("\n\n")[0], FULL, QUICK, DRY_RUN)
     add_setting(parser, "--target", float, "test accuracy to reach")
     add_setting(parser, "--checks-per-epoch", int, "test accuracy checks per epoch")
-    add_setting(
-        parser, "--epochs", int,
-        "epoch budget for both; None = each its own: the notebook's EPOCHS, the example's 15",
-    )
-    add_setting(
-        parser, "--train-subset", int,
-        "random training images (seeded); None = the notebook's TRAIN_SUBSET (None = all 60,000)",
-    )
-    add_setting(parser, "--test-subset", int, "first N test images; None = all 10,000")
+    add_training_settings(parser, "epoch budget for both")
     return parser
 
 
@@ -51,15 +43,13 @@ def run(settings):
     from bench.contenders import (
         REFERENCE,
         TestAccuracyMonitor,
-        load_data,
+        benchmark_data,
         train_ours,
         train_reference,
     )
 
-    parameters = notebook_parameters()
+    parameters, train_data, test = benchmark_data(settings)
     seed = parameters["SEED"]
-    subset = settings["train_subset"] or parameters.get("TRAIN_SUBSET")
-    train_data, test = load_data(subset, settings["test_subset"], seed)
 
     def monitor():
         return TestAccuracyMonitor(test, settings["checks_per_epoch"], stop_at=settings["target"])

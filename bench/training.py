@@ -10,10 +10,10 @@ drawn as error_vs_time.png.
 """
 
 from bench.common import (
-    add_setting,
+    LABELS,
+    add_training_settings,
     finish,
     markdown_table,
-    notebook_parameters,
     parse,
     parser_for,
     percent,
@@ -27,20 +27,11 @@ FULL = dict(epochs=None, train_subset=None, test_subset=None)
 QUICK = dict(epochs=2, train_subset=10_000, test_subset=None)
 DRY_RUN = dict(epochs=1, train_subset=512, test_subset=500)
 FIGURE = "error_vs_time.png"
-LABELS = {"reference": "Keras example (reference)", "ours": "ours (notebook)"}
 
 
 def build_parser():
     parser = parser_for(NAME, __doc__.split("\n\n")[0], FULL, QUICK, DRY_RUN)
-    add_setting(
-        parser, "--epochs", int,
-        "epochs for both; None = each its own: the notebook's EPOCHS, the example's 15",
-    )
-    add_setting(
-        parser, "--train-subset", int,
-        "random training images (seeded); None = the notebook's TRAIN_SUBSET (None = all 60,000)",
-    )
-    add_setting(parser, "--test-subset", int, "first N test images; None = all 10,000")
+    add_training_settings(parser, "epochs for both")
     return parser
 
 
@@ -49,15 +40,13 @@ def run(settings):
     from bench.contenders import (
         REFERENCE,
         TestAccuracyMonitor,
-        load_data,
+        benchmark_data,
         train_ours,
         train_reference,
     )
 
-    parameters = notebook_parameters()
+    parameters, train_data, test = benchmark_data(settings)
     seed = parameters["SEED"]
-    subset = settings["train_subset"] or parameters.get("TRAIN_SUBSET")
-    train_data, test = load_data(subset, settings["test_subset"], seed)
     reference = train_reference(
         train_data, test, TestAccuracyMonitor(test),
         epochs=settings["epochs"] or REFERENCE["epochs"], seed=seed,
