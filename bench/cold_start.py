@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import (
-    DEFAULT_MODEL,
+    add_model_option,
     add_setting,
     finish,
     interface_command,
@@ -44,10 +44,7 @@ def build_parser():
     parser = parser_for(NAME, __doc__.split("\n\n")[0], FULL, QUICK, DRY_RUN)
     add_setting(parser, "--runs", int, "timed runs of each program")
     add_setting(parser, "--warmups", int, "untimed runs of each program first")
-    parser.add_argument(
-        "--model", type=Path, default=DEFAULT_MODEL,
-        help="the Keras .h5 model both programs load (default: bestmodel.h5)",
-    )
+    add_model_option(parser, "the Keras .h5 model both programs load")
     parser.add_argument(
         "--image", type=Path,
         help="the picture both read (default: MNIST test digit 0, dark on light, as a PNG in a "

@@ -123,6 +123,13 @@ def add_setting(parser, option, kind, help_text):
     parser.add_argument(option, type=kind, help=f"{help_text} (default: {default}; see below)")
 
 
+def add_model_option(parser, what="the Keras .h5 model"):
+    """--model, the model file a benchmark reads; `what` says who loads it."""
+    parser.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, help=f"{what} (default: bestmodel.h5)"
+    )
+
+
 # How the training benchmarks name the two trainings in their tables and figure.
 LABELS = {"reference": "Keras example (reference)", "ours": "ours (notebook)"}
 

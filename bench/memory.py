@@ -15,10 +15,9 @@ the libraries and the data:
 import statistics
 import sys
 import tempfile
-from pathlib import Path
 
 from bench.common import (
-    DEFAULT_MODEL,
+    add_model_option,
     add_setting,
     finish,
     interface_command,
@@ -47,10 +46,7 @@ def build_parser():
     add_setting(parser, "--train-subset", int, "random training images; None = all 60,000")
     add_setting(parser, "--test-subset", int, "first N test images; None = all 10,000")
     add_setting(parser, "--cli-runs", int, "runs of each command-line program (median, max)")
-    parser.add_argument(
-        "--model", type=Path, default=DEFAULT_MODEL,
-        help="the Keras .h5 model the command-line programs load (default: bestmodel.h5)",
-    )
+    add_model_option(parser, "the Keras .h5 model the command-line programs load")
     return parser
 
 

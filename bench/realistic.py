@@ -9,13 +9,12 @@ Reported: the share of single digits and of whole numbers read exactly, and the 
     python -m bench.realistic
 """
 
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from bench.common import (
-    DEFAULT_MODEL,
+    add_model_option,
     add_setting,
     finish,
     markdown_table,
@@ -37,10 +36,7 @@ def build_parser():
     parser = parser_for(NAME, __doc__.split("\n\n")[0], FULL, QUICK, DRY_RUN)
     add_setting(parser, "--pictures", int, "generated pictures, about half single digits")
     add_setting(parser, "--seed", int, "seed of the picture generator")
-    parser.add_argument(
-        "--model", type=Path, default=DEFAULT_MODEL,
-        help="the Keras .h5 model (default: bestmodel.h5)",
-    )
+    add_model_option(parser)
     return parser
 
 

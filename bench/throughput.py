@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import (
-    DEFAULT_MODEL,
+    add_model_option,
     add_setting,
     finish,
     interface_command,
@@ -51,10 +51,7 @@ def build_parser():
     )
     add_setting(parser, "--api-images", int, "test digits through the in-process APIs")
     add_setting(parser, "--repeats", int, "timed in-process passes of each engine (median)")
-    parser.add_argument(
-        "--model", type=Path, default=DEFAULT_MODEL,
-        help="the Keras .h5 model (default: bestmodel.h5)",
-    )
+    add_model_option(parser)
     return parser
 
 
