@@ -256,6 +256,7 @@ def train_ours(train_data, test, monitor, parameters=None, epochs=None, verbose=
         reached=monitor.reached,
         details={
             "best_epoch": run.best_epoch,
+            "temperature": run.temperature,
             "font_digits": font_count,
             "font_digits_seconds": font_seconds,
             "training_images": len(fit_data[0]),

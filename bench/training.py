@@ -1,7 +1,7 @@
 """Training, side by side: the Keras example "Simple MNIST convnet" against the notebook's training.
 
 Both train on the same MNIST training images (the example with its validation_split 0.1, ours
-with the notebook's validation set and font digits), one after the other in this process, and are
+with the notebook's validation set and FONT_DIGITS), one after the other in this process, and are
 tested on the same test images. Reported: training wall time, epochs, test accuracy and error,
 the error and time ratios, and test accuracy after every epoch (clock paused while measuring it),
 drawn as error_vs_time.png.

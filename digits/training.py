@@ -1,6 +1,6 @@
 """Everything between the MNIST arrays and a trained `bestmodel.h5`, shared by the notebook,
-the benchmarks and the tests: scaling, the validation split, augmentation, the optimiser and its
-schedule, and one `train()` that ties them together.
+the benchmarks and the tests: scaling, the validation split, augmentation, the loss, the optimiser
+and its schedule, the calibration of the confidences, and one `train()` that ties them together.
 """
 
 import platform
@@ -12,7 +12,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from digits.model import BestModelCheckpoint, LearningRateLogger, build_model
+from digits.model import (
+    NUM_CLASSES,
+    BestModelCheckpoint,
+    LearningRateLogger,
+    build_model,
+    save_atomically,
+)
 
 
 def to_model_input(images):
@@ -75,6 +81,23 @@ def fastest_dtype_policy():
     return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
+# The target is 0.91 for the label and 0.01 for every other class instead of 1 and 0.
+LABEL_SMOOTHING = 0.1
+
+
+def smoothed_crossentropy(labels, probabilities):
+    """Cross-entropy against label-smoothed targets, for integer labels.
+
+    Softer targets keep the network from chasing certainty on every training digit: in our runs the
+    last epochs were steadier and the test error lower. Keras's sparse loss cannot smooth, hence
+    this one.
+    """
+    labels = keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32")
+    return keras.losses.categorical_crossentropy(
+        keras.ops.one_hot(labels, NUM_CLASSES), probabilities, label_smoothing=LABEL_SMOOTHING
+    )
+
+
 def compile_for_training(model, steps_per_epoch, epochs, peak_learning_rate=2e-3):
     """Adam with a one-cycle-like schedule: one epoch of warm-up, then cosine decay to ~0."""
     warmup_steps = steps_per_epoch
@@ -87,7 +110,7 @@ def compile_for_training(model, steps_per_epoch, epochs, peak_learning_rate=2e-3
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
+        loss=smoothed_crossentropy,
         metrics=["accuracy"],
     )
 
@@ -107,6 +130,33 @@ def training_callbacks(model_path, patience, export_model=None):
     ]
 
 
+def calibrate_confidence(model_path, validation):
+    """Fit a temperature on the validation set and build it into the saved model; return it.
+
+    Label smoothing leaves the network at about 92% on digits it reads perfectly well. Dividing
+    its logits by a temperature below 1 — the one that minimises the validation log-loss (Guo et
+    al., 2017) — makes the confidences mean what they say again, without changing any prediction.
+    The final layer is a dense softmax, so dividing its weights divides the logits.
+    """
+    model = keras.models.load_model(model_path, compile=False)
+    images, labels = validation
+    probabilities = model.predict(to_model_input(images), batch_size=1024, verbose=0)
+    # Up to a per-row constant, log-probabilities are the logits.
+    logits = np.log(np.maximum(probabilities.astype(np.float64), 1e-30))
+
+    def log_loss(temperature):
+        scaled = logits / temperature
+        scaled -= scaled.max(axis=1, keepdims=True)
+        log_normaliser = np.log(np.exp(scaled).sum(axis=1))
+        return float((log_normaliser - scaled[np.arange(len(labels)), labels]).mean())
+
+    temperature = min(np.geomspace(0.05, 2.0, 300), key=log_loss)
+    output = model.layers[-1]
+    output.set_weights([weights / temperature for weights in output.get_weights()])
+    save_atomically(model, model_path)
+    return float(temperature)
+
+
 @dataclass
 class TrainingRun:
     model: keras.Model
@@ -114,6 +164,7 @@ class TrainingRun:
     seconds: float
     epochs_run: int
     best_epoch: int
+    temperature: float
 
 
 def train(
@@ -132,12 +183,16 @@ def train(
 ):
     """Build, compile and fit the model exactly as the notebook does; return the run's record.
 
-    The best validation epoch is written (atomically) to `model_path` as a float32 model.
+    The best validation epoch is written (atomically) to `model_path` as an uncompiled float32
+    model, whose confidences are calibrated once training ends. The returned model is the trained
+    one, uncalibrated (the calibration changes no prediction).
     """
     keras.utils.set_random_seed(seed)
     dtype = dtype or fastest_dtype_policy()
     model = build_model(dtype=dtype)
-    export_model = build_model() if dtype != "float32" else None
+    # The file holds a float32, uncompiled twin: it computes in full precision, and loading it
+    # needs nothing of ours (the loss is our own function).
+    export_model = build_model()
     training, validating = make_datasets(train_data, validation_data, batch_size, seed, augment)
     compile_for_training(model, steps_per_epoch=len(training), epochs=epochs)
     callbacks = training_callbacks(Path(model_path), patience, export_model)
@@ -150,6 +205,7 @@ def train(
         shuffle=False,  # the dataset shuffles itself, seeded
         verbose=verbose,
     )
+    temperature = calibrate_confidence(model_path, validation_data)
     seconds = time.perf_counter() - started
     checkpoint = callbacks[1]
     return TrainingRun(
@@ -158,4 +214,5 @@ def train(
         seconds=seconds,
         epochs_run=len(history.history["loss"]),
         best_epoch=checkpoint.best_epoch,
+        temperature=temperature,
     )

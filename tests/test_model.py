@@ -11,9 +11,9 @@ from digits import training
 from digits.model import BestModelCheckpoint, build_model, save_atomically
 from digits.predict import Classifier
 
-# The README's figure for the committed model is 99.59%; this guards it. The issue's target of
+# The README's figure for the committed model is 99.66%; this guards it. The issue's target of
 # 99.70% is not reached yet: raise this bound to 0.9970 with the model that reaches it.
-REQUIRED_TEST_ACCURACY = 0.9955
+REQUIRED_TEST_ACCURACY = 0.9960
 
 
 def tiny_model():
@@ -154,3 +154,51 @@ def test_training_start_clears_partial_files_left_by_killed_saves(tmp_path):
     checkpoint.on_train_begin()
     assert not leftover.exists()
     assert unrelated.exists()
+
+
+def test_smoothed_crossentropy_aims_at_091_for_the_label_and_001_elsewhere():
+    probabilities = np.array([[0.7, 0.2, 0.1] + [0.0] * 7, [0.1] * 10], np.float32)
+    labels = np.array([0, 3])
+    clipped = np.clip(probabilities, 1e-7, 1)
+    targets = np.full((2, 10), 0.01)
+    targets[[0, 1], labels] = 0.91
+    expected = -(targets * np.log(clipped)).sum(axis=1)
+    loss = keras.ops.convert_to_numpy(training.smoothed_crossentropy(labels, probabilities))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def timid_model_file(tmp_path):
+    """A tiny model saved to a file, and validation digits labelled with its (unsure) readings."""
+    model = tiny_model()
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(0, 0.02, (784, 10)).astype(np.float32)
+    model.layers[-1].set_weights([kernel, np.zeros(10, np.float32)])
+    images = (rng.random((200, 28, 28)) * 255).astype(np.uint8)
+    labels = model.predict(training.to_model_input(images), verbose=0).argmax(axis=1)
+    path = tmp_path / "model.h5"
+    save_atomically(model, path)
+    return path, (images, labels)
+
+
+def test_calibration_sharpens_confidences_and_changes_no_prediction(tmp_path):
+    path, (images, labels) = timid_model_file(tmp_path)
+    inputs = training.to_model_input(images)
+    before = keras.models.load_model(path).predict(inputs, verbose=0)
+    temperature = training.calibrate_confidence(path, (images, labels))
+    after = keras.models.load_model(path).predict(inputs, verbose=0)
+    # Every validation digit is read right, so the log-loss falls as the temperature does.
+    assert temperature < 0.5
+    np.testing.assert_array_equal(after.argmax(axis=1), before.argmax(axis=1))
+    assert after.max(axis=1).min() > before.max(axis=1).max()
+    np.testing.assert_allclose(after.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_calibration_leaves_honest_confidences_alone(tmp_path):
+    path, (images, _) = timid_model_file(tmp_path)
+    inputs = training.to_model_input(images)
+    before = keras.models.load_model(path).predict(inputs, verbose=0)
+    # Labels drawn from the model's own probabilities: its confidences are calibrated already.
+    rng = np.random.default_rng(1)
+    labels = np.array([rng.choice(10, p=row / row.sum()) for row in before.astype(np.float64)])
+    temperature = training.calibrate_confidence(path, (images, labels))
+    assert 0.5 < temperature < 2.0
