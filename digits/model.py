@@ -86,7 +86,9 @@ def save_atomically(model, path):
         level = absl_logger.level
         absl_logger.setLevel(logging.ERROR)
         try:
-            model.save(temporary)
+            # A file for reading digits: no optimizer state, and no training configuration, whose
+            # loss (our own function) Keras could not load without this package.
+            model.save(temporary, include_optimizer=False)
         finally:
             absl_logger.setLevel(level)
         with open(temporary, "rb") as written:

@@ -183,16 +183,14 @@ def train(
 ):
     """Build, compile and fit the model exactly as the notebook does; return the run's record.
 
-    The best validation epoch is written (atomically) to `model_path` as an uncompiled float32
-    model, whose confidences are calibrated once training ends. The returned model is the trained
+    The best validation epoch is written (atomically) to `model_path` as a float32 model, whose
+    confidences are calibrated once training ends. The returned model is the trained
     one, uncalibrated (the calibration changes no prediction).
     """
     keras.utils.set_random_seed(seed)
     dtype = dtype or fastest_dtype_policy()
     model = build_model(dtype=dtype)
-    # The file holds a float32, uncompiled twin: it computes in full precision, and loading it
-    # needs nothing of ours (the loss is our own function).
-    export_model = build_model()
+    export_model = build_model() if dtype != "float32" else None
     training, validating = make_datasets(train_data, validation_data, batch_size, seed, augment)
     compile_for_training(model, steps_per_epoch=len(training), epochs=epochs)
     callbacks = training_callbacks(Path(model_path), patience, export_model)

@@ -50,7 +50,7 @@ def tiny_data(seed: int = 0):
 def train_until_killed(model_path: str) -> None:
     """Train for ever, saving after every epoch; "saving" and "saved" on stdout around each."""
     from digits import training
-    from digits.model import BestModelCheckpoint, build_model
+    from digits.model import BestModelCheckpoint
 
     class SaveEveryEpoch(BestModelCheckpoint):
         """The project's checkpoint, with every epoch counted as an improvement."""
@@ -71,8 +71,7 @@ def train_until_killed(model_path: str) -> None:
         patience=1_000_000,
         dtype="float32",
         augment=False,
-        # Like train's own checkpoint: the file holds an uncompiled float32 twin.
-        extra_callbacks=[SaveEveryEpoch(model_path, monitor="loss", export_model=build_model())],
+        extra_callbacks=[SaveEveryEpoch(model_path, monitor="loss")],
         verbose=0,
     )
 
