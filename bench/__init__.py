@@ -14,5 +14,5 @@ hold). Run from the repository root:
 Each benchmark takes --help, --quick (smaller, writes to bench/results/quick/) and --dry-run
 (tiny, the real code path, writes to a temporary folder; the tests run it), prints a markdown
 table and writes bench/results/<name>.json with the machine, library versions, date, commit and
-command. Training parameters are read from the notebook's `parameters` cell.
+command. Training settings come from `digits.training.config.TrainingConfig`, as the notebook's do.
 """

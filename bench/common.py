@@ -1,4 +1,4 @@
-"""What every benchmark shares: the notebook's parameters, the command line, the run record
+"""What every benchmark shares: the command line, the run record
 (machine, versions, date, commit, command), markdown tables, statistics, a clock that can be
 paused, child processes and their peak memory, and MNIST digits written as picture files.
 
@@ -6,7 +6,7 @@ Nothing here imports TensorFlow, so the scripts that only time other programs st
 """
 
 import argparse
-import ast
+import dataclasses
 import datetime
 import json
 import os
@@ -23,17 +23,18 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from digits.cpu import cpu_model, has_bfloat16, usable_cores
+from digits.files import write_atomic
+from digits.paths import DEFAULT_MODEL, REPOSITORY
+
 # Quiet TensorFlow (here and in every child process); figures are drawn without a display.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPOSITORY
 RESULTS = REPO / "bench" / "results"
-NOTEBOOK = REPO / "Digit Recognition.ipynb"
 INTERFACE = REPO / "interface.py"
 TUTORIAL = REPO / "bench" / "tutorial_predict.py"
-DEFAULT_MODEL = REPO / "bestmodel.h5"
-MNIST_TRAIN_SIZE = 60_000
 VERSIONED = {
     "python": None,
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
@@ -41,34 +42,6 @@ VERSIONED = {
     "numpy": ("numpy",),
     "pillow": ("pillow",),
 }
-
-
-# --- the notebook's parameters ------------------------------------------------------------------
-
-
-def notebook_parameters(path=NOTEBOOK):
-    """The assignments of the notebook's `parameters`-tagged cell, e.g. {"EPOCHS": 15, ...}.
-
-    Read rather than copied, so the benchmarks always train what the notebook trains.
-    """
-    import nbformat  # only the training benchmarks need it
-
-    notebook = nbformat.read(path, as_version=4)
-    cells = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise ValueError(f"{path} has {len(cells)} cells tagged 'parameters', expected one")
-    parameters = {}
-    for statement in ast.parse(cells[0].source).body:
-        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-            target = statement.targets[0]
-            if isinstance(target, ast.Name):
-                parameters[target.id] = ast.literal_eval(statement.value)
-    return parameters
-
-
-def scaled(count, train_size):
-    """`count` (a notebook size for the full 60,000 training images) scaled to `train_size`."""
-    return max(1, round(count * train_size / MNIST_TRAIN_SIZE)) if count else 0
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -134,15 +107,22 @@ def add_model_option(parser, what="the Keras .h5 model"):
 LABELS = {"reference": "Keras example (reference)", "ours": "ours (notebook)"}
 
 
+def config_record(config):
+    """The training settings of a run, as JSON (the model path relative to the repository)."""
+    record = dataclasses.asdict(config)
+    record["model_path"] = display_path(config.model_path)
+    return record
+
+
 def add_training_settings(parser, epochs_help):
     """The options both training benchmarks take: the epoch budget and the data subsets."""
     add_setting(
         parser, "--epochs", int,
-        f"{epochs_help}; None = each its own: the notebook's EPOCHS, the example's 15",
+        f"{epochs_help}; None = each its own: the recipe's epochs, the example's 15",
     )
     add_setting(
         parser, "--train-subset", int,
-        "random training images (seeded); None = the notebook's TRAIN_SUBSET (None = all 60,000)",
+        "random training images (seeded); None = the recipe's train_subset (None = all 60,000)",
     )
     add_setting(parser, "--test-subset", int, "first N test images; None = all 10,000")
 
@@ -189,26 +169,14 @@ def output_folder(parser, args, mode_name):
 
 def machine():
     """Cores, CPU model and RAM of this machine."""
-    cpu_model, flags = platform.processor() or platform.machine(), ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                cpu_model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = value
-    except OSError:
-        pass
-    record = {
+    return {
         "cores": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "bfloat16_instructions": any(f in flags.split() for f in ("avx512_bf16", "amx_bf16")),
+        "cpu_model": cpu_model(),
+        "bfloat16_instructions": has_bfloat16(),
         "ram_gib": ram_gib(),
         "os": platform.platform(),
+        "cores_usable": usable_cores(),
     }
-    if hasattr(os, "sched_getaffinity"):
-        record["cores_usable"] = len(os.sched_getaffinity(0))
-    return record
 
 
 def ram_gib():
@@ -267,11 +235,8 @@ def record(name, mode, settings, results, table):
 
 
 def write_json(path, document):
-    """Write `document` to `path` whole or not at all (temporary file renamed over it)."""
-    path = Path(path)
-    temporary = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    temporary.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(temporary, path)
+    """Write `document` to `path` whole or not at all."""
+    write_atomic(path, (json.dumps(document, indent=2) + "\n").encode())
 
 
 def finish(name, mode, output, results, table):
@@ -488,7 +453,7 @@ def write_paper_digits(images, folder, names=None):
 
 def load_test_digits(count=None):
     """The first `count` MNIST test digits and labels (all 10,000 when None)."""
-    from digits.data import load_mnist
+    from digits.training.mnist import load_mnist
 
     _, (x_test, y_test) = load_mnist()
     return x_test[:count], y_test[:count]

@@ -4,9 +4,9 @@
   fchollet): Conv 32 3×3 relu → MaxPool → Conv 64 3×3 relu → MaxPool → Flatten → Dropout 0.5 →
   Dense 10 softmax; categorical cross-entropy, Adam with its defaults, batch 128, 15 epochs,
   validation_split 0.1. Written out here as the example has it.
-- ours: `digits.training.train` with the parameters of the notebook's `parameters` cell, on
-  the training set less the notebook's validation set plus its rendered font digits; its test
-  accuracy is that of the best-validation checkpoint it writes, as in the notebook.
+- ours: the notebook's recipe, `digits.training.recipe.train` with `TrainingConfig()` (the
+  settings the notebook starts from); its test accuracy is that of the calibrated best-validation
+  model it saves, as in the notebook.
 
 Both report test accuracy along the way through `TestAccuracyMonitor`, which pauses the clock
 while it evaluates, so the evaluations cost the training time nothing.
@@ -15,37 +15,32 @@ while it evaluates, so the evaluations cost the training time nothing.
 import math
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 from keras import layers
 
-from bench.common import PausableClock, notebook_parameters, progress, scaled
-from digits.data import load_mnist
-from digits.synthetic import font_digits
-from digits.training import fastest_dtype_policy, split_validation, to_model_input, train
+from bench.common import PausableClock, progress
+from digits.training.config import TrainingConfig
+from digits.training.mnist import load_mnist
+from digits.training.recipe import prepare_data, to_model_input, train, training_subset
 
 REFERENCE = dict(epochs=15, batch_size=128, validation_split=0.1)
 EVALUATION_BATCH = 1024
 
 
-def load_data(train_subset=None, test_subset=None, seed=42):
-    """MNIST as the notebook uses it: an optional seeded random training subset, the test set."""
-    (x_train, y_train), (x_test, y_test) = load_mnist()
-    if train_subset:
-        keep = np.random.default_rng(seed).choice(len(x_train), train_subset, replace=False)
-        x_train, y_train = x_train[keep], y_train[keep]
-    return (x_train, y_train), (x_test[:test_subset], y_test[:test_subset])
-
-
 def benchmark_data(settings):
-    """(notebook parameters, training data, test data) for the settings of a training benchmark."""
-    parameters = notebook_parameters()
-    subset = settings["train_subset"] or parameters.get("TRAIN_SUBSET")
-    train_data, test = load_data(subset, settings["test_subset"], parameters["SEED"])
-    return parameters, train_data, test
+    """(the recipe's config for the settings, MNIST training arrays, test data)."""
+    config = TrainingConfig()
+    if settings["train_subset"]:
+        config = config.scaled_to(settings["train_subset"])
+    if settings.get("epochs"):
+        config = replace(config, epochs=settings["epochs"])
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    test_subset = settings.get("test_subset")
+    return config, (x_train, y_train), (x_test[:test_subset], y_test[:test_subset])
 
 
 def test_accuracy(model, images, labels):
@@ -166,14 +161,16 @@ def reference_model(num_classes=10, input_shape=(28, 28, 1)):
     )
 
 
-def train_reference(train_data, test, monitor, epochs=REFERENCE["epochs"], seed=42, verbose=0):
-    """Train the Keras example on `train_data` (uint8) as it is written; an Outcome."""
+def train_reference(config, mnist_train, test, monitor, epochs=REFERENCE["epochs"], verbose=0):
+    """Train the Keras example as it is written, on the images `config` trains ours on (uint8,
+    before ours carves out its validation set); an Outcome."""
     progress("training the reference (Keras example) ...")
     monitor.label = "reference"
     keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)  # the example does not seed; seeding changes nothing else
-    x_train = to_model_input(train_data[0])
-    y_train = keras.utils.to_categorical(train_data[1], 10)
+    keras.utils.set_random_seed(config.seed)  # the example does not seed; seeding changes nothing
+    images, labels = training_subset(config, *mnist_train)
+    x_train = to_model_input(images)
+    y_train = keras.utils.to_categorical(labels, 10)
     model = reference_model()
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     started = time.perf_counter()
@@ -200,66 +197,31 @@ def train_reference(train_data, test, monitor, epochs=REFERENCE["epochs"], seed=
     )
 
 
-def our_training_data(train_data, parameters, seed):
-    """The notebook's split: fit data incl. font digits, validation, font count, their seconds.
-
-    The validation set and the font digits are the notebook's sizes scaled to the training set
-    (they are sized for all 60,000 images), so a subset keeps the notebook's proportions.
-    """
-    size = len(train_data[0])
-    validation_size = scaled(parameters["VALIDATION_SIZE"], size)
-    (x_fit, y_fit), validation = split_validation(*train_data, validation_size, seed)
-    started = time.perf_counter()
-    font_count = scaled(parameters["FONT_DIGITS"], size)
-    if font_count:
-        x_font, y_font = font_digits(font_count, seed=seed)
-        x_fit, y_fit = np.concatenate([x_fit, x_font]), np.concatenate([y_fit, y_font])
-    return (x_fit, y_fit), validation, font_count, time.perf_counter() - started
-
-
-def train_ours(train_data, test, monitor, parameters=None, epochs=None, verbose=0):
-    """Train as the notebook does (its parameters unless given); test the best checkpoint."""
-    parameters = parameters or notebook_parameters()
-    seed = parameters["SEED"]
-    progress("training ours (notebook) ...")
+def train_ours(config, mnist_train, test, monitor, model_path=None, verbose=0):
+    """Train with the notebook's recipe and `config`, saving to `model_path` (None: a temporary
+    file); test the model it saves."""
+    progress("training ours (the notebook's recipe) ...")
     monitor.label = "ours"
     keras.backend.clear_session()
-    fit_data, validation, font_count, font_seconds = our_training_data(
-        train_data, parameters, seed
-    )
-    dtype = parameters.get("DTYPE_POLICY") or fastest_dtype_policy()
+    prepared = prepare_data(config, *mnist_train)
     with tempfile.TemporaryDirectory(prefix="bench-model-") as folder:
-        checkpoint = Path(folder) / "model.h5"
-        run = train(
-            fit_data,
-            validation,
-            checkpoint,
-            epochs=epochs or parameters["EPOCHS"],
-            batch_size=parameters["BATCH_SIZE"],
-            patience=parameters["PATIENCE"],
-            seed=seed,
-            dtype=dtype,
-            extra_callbacks=[monitor],
-            verbose=verbose,
-        )
-        best = keras.models.load_model(checkpoint, compile=False)
-        accuracy = test_accuracy(best, *test)
+        config = replace(config, model_path=model_path or Path(folder) / "model.h5")
+        run = train(config, prepared, extra_callbacks=[monitor], verbose=verbose)
     return Outcome(
         name="ours",
         seconds=monitor.seconds,
         fit_seconds=run.seconds,
         epochs_run=run.epochs_run,
-        test_accuracy=accuracy,
+        test_accuracy=test_accuracy(run.model, *test),
         parameters=run.model.count_params(),
-        dtype_policy=dtype,
+        dtype_policy=run.dtype_policy,
         points=monitor.points,
         reached=monitor.reached,
         details={
             "best_epoch": run.best_epoch,
             "temperature": run.temperature,
-            "font_digits": font_count,
-            "font_digits_seconds": font_seconds,
-            "training_images": len(fit_data[0]),
-            "validation_images": len(validation[0]),
+            "font_digits": prepared.font_digits,
+            "training_images": len(prepared.fit[0]),
+            "validation_images": len(prepared.validation[0]),
         },
     )

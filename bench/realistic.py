@@ -23,8 +23,8 @@ from bench.common import (
     percent,
     progress,
 )
-from digits.predict import Classifier, read_picture
-from tests.pictures import realistic_samples
+from digits.reading import Reader
+from digits.synthetic.pictures import realistic_samples
 
 NAME = "realistic"
 FULL = dict(pictures=600, seed=11)
@@ -87,12 +87,12 @@ def table(ours, tutorial):
 def main(argv=None):
     parser = build_parser()
     args, mode, output = parse(parser, argv)
-    classifier = Classifier.load(args.model)
+    reader = Reader.load(args.model)
     progress(f"generating {mode.settings['pictures']} pictures ...")
     samples = realistic_samples(mode.settings["pictures"], seed=mode.settings["seed"])
-    ours = score(samples, [read_picture(classifier, picture).prediction
-                           for picture, _ in samples])
-    tutorial = score(samples, [tutorial_reading(classifier, picture) for picture, _ in samples])
+    ours = score(samples, [reader.read_image(picture).prediction for picture, _ in samples])
+    tutorial = score(samples, [tutorial_reading(reader.classifier, picture)
+                               for picture, _ in samples])
     results = {"ours": ours, "tutorial": tutorial, "model": str(args.model)}
     finish(NAME, mode, output, results, table(ours, tutorial))
 

@@ -1,5 +1,5 @@
 """Throughput: many picture files through one call of interface.py, and the MNIST test digits
-through the in-process prediction API (digits.predict.Classifier, numpy) against Keras's
+through the in-process prediction API (digits.reading.keras_file.Classifier, numpy) against Keras's
 model.predict on the same model file (the reference).
 
 The picture files are MNIST test digits saved as 28×28 PNGs, inverted to dark ink on light paper,
@@ -90,7 +90,7 @@ def timed(function, repeats):
 
 def api_throughput(model, images, labels, repeats):
     """Images/s of Classifier.probabilities, then of Keras model.predict, on the same images."""
-    from digits.predict import Classifier
+    from digits.reading.keras_file import Classifier
 
     progress(f"in process: {len(images):,} digits, {repeats} timed passes per engine ...")
     pixels = images.astype(np.float32) / 255.0

@@ -3,7 +3,7 @@ training, on the same data, one after the other.
 
 Test accuracy is checked several times per epoch with the training clock paused while it is
 measured; each training stops at its first check at or above the target, or at its epoch budget
-(the notebook's EPOCHS for ours, the example's 15). Ours keeps its full learning-rate schedule for
+(the recipe's epochs for ours, the example's 15). Ours keeps its full learning-rate schedule for
 that budget: stopping early is the only change. (--dry-run aims at 0% so that it stops.)
 
     python -m bench.time_to_99
@@ -13,6 +13,7 @@ from bench.common import (
     LABELS,
     add_setting,
     add_training_settings,
+    config_record,
     finish,
     markdown_table,
     parse,
@@ -48,17 +49,16 @@ def run(settings):
         train_reference,
     )
 
-    parameters, train_data, test = benchmark_data(settings)
-    seed = parameters["SEED"]
+    config, mnist_train, test = benchmark_data(settings)
 
     def monitor():
         return TestAccuracyMonitor(test, settings["checks_per_epoch"], stop_at=settings["target"])
 
     reference = train_reference(
-        train_data, test, monitor(), epochs=settings["epochs"] or REFERENCE["epochs"], seed=seed
+        config, mnist_train, test, monitor(), epochs=settings["epochs"] or REFERENCE["epochs"]
     )
-    ours = train_ours(train_data, test, monitor(), parameters, epochs=settings["epochs"])
-    return reference, ours, parameters
+    ours = train_ours(config, mnist_train, test, monitor())
+    return reference, ours, config
 
 
 def reached_seconds(outcome):
@@ -88,13 +88,13 @@ def table(reference, ours, target):
 def main(argv=None):
     parser = build_parser()
     _, mode, output = parse(parser, argv)
-    reference, ours, parameters = run(mode.settings)
+    reference, ours, config = run(mode.settings)
     results = {
         "target": mode.settings["target"],
         "reference": reference.to_json(),
         "ours": ours.to_json(),
         "time_ratio": ratio(reached_seconds(ours), reached_seconds(reference)),
-        "notebook_parameters": parameters,
+        "config": config_record(config),
     }
     finish(NAME, mode, output, results, table(reference, ours, mode.settings["target"]))
 

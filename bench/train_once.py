@@ -2,10 +2,12 @@
 memory bench.memory measures. Not a benchmark by itself.
 
     python -m bench.train_once {ours,reference} [--epochs N] [--train-subset N] [--test-subset N]
+                                [--model-path PATH]
 """
 
 import argparse
 import json
+from pathlib import Path
 
 
 def build_parser():
@@ -21,23 +23,25 @@ def build_parser():
     parser.add_argument(
         "--test-subset", type=int, help="first N test images (default: all 10,000)"
     )
+    parser.add_argument(
+        "--model-path", type=Path,
+        help="ours only: where to save the model it trains (default: a temporary file)",
+    )
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from bench.common import notebook_parameters
-    from bench.contenders import TestAccuracyMonitor, load_data, train_ours, train_reference
+    from bench.contenders import TestAccuracyMonitor, benchmark_data, train_ours, train_reference
 
-    parameters = notebook_parameters()
-    train_data, test = load_data(args.train_subset, args.test_subset, parameters["SEED"])
+    settings = {"epochs": args.epochs, "train_subset": args.train_subset,
+                "test_subset": args.test_subset}
+    config, mnist_train, test = benchmark_data(settings)
     monitor = TestAccuracyMonitor(test=None)  # the clock only: no evaluations during training
     if args.contender == "ours":
-        outcome = train_ours(train_data, test, monitor, parameters, epochs=args.epochs)
+        outcome = train_ours(config, mnist_train, test, monitor, model_path=args.model_path)
     else:
-        outcome = train_reference(
-            train_data, test, monitor, epochs=args.epochs, seed=parameters["SEED"]
-        )
+        outcome = train_reference(config, mnist_train, test, monitor, epochs=args.epochs)
     print(json.dumps(outcome.to_json()))
 
 

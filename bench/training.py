@@ -1,7 +1,8 @@
 """Training, side by side: the Keras example "Simple MNIST convnet" against the notebook's training.
 
 Both train on the same MNIST training images (the example with its validation_split 0.1, ours
-with the notebook's validation set and FONT_DIGITS), one after the other in this process, and are
+with the recipe's validation set, `digits.training.config.TrainingConfig`), one after the other
+in this process, and are
 tested on the same test images. Reported: training wall time, epochs, test accuracy and error,
 the error and time ratios, and test accuracy after every epoch (clock paused while measuring it),
 drawn as error_vs_time.png.
@@ -12,6 +13,7 @@ drawn as error_vs_time.png.
 from bench.common import (
     LABELS,
     add_training_settings,
+    config_record,
     finish,
     markdown_table,
     parse,
@@ -21,6 +23,7 @@ from bench.common import (
     seconds,
     times,
 )
+from digits.training.config import MNIST_TRAINING_IMAGES
 
 NAME = "training"
 FULL = dict(epochs=None, train_subset=None, test_subset=None)
@@ -45,16 +48,13 @@ def run(settings):
         train_reference,
     )
 
-    parameters, train_data, test = benchmark_data(settings)
-    seed = parameters["SEED"]
+    config, mnist_train, test = benchmark_data(settings)
     reference = train_reference(
-        train_data, test, TestAccuracyMonitor(test),
-        epochs=settings["epochs"] or REFERENCE["epochs"], seed=seed,
+        config, mnist_train, test, TestAccuracyMonitor(test),
+        epochs=settings["epochs"] or REFERENCE["epochs"],
     )
-    ours = train_ours(
-        train_data, test, TestAccuracyMonitor(test), parameters, epochs=settings["epochs"]
-    )
-    return reference, ours, parameters, len(train_data[0]), len(test[0])
+    ours = train_ours(config, mnist_train, test, TestAccuracyMonitor(test))
+    return reference, ours, config, len(test[0])
 
 
 def table(reference, ours):
@@ -74,7 +74,7 @@ def table(reference, ours):
 
 def draw(reference, ours, path):
     """Test error against training wall time, one line per training."""
-    from digits.plots import error_vs_time
+    from digits.training.plots import error_vs_time
 
     runs = {
         LABELS[outcome.name]: [(s, 1 - accuracy) for s, _, accuracy in outcome.points]
@@ -86,15 +86,15 @@ def draw(reference, ours, path):
 def main(argv=None):
     parser = build_parser()
     _, mode, output = parse(parser, argv)
-    reference, ours, parameters, train_size, test_size = run(mode.settings)
+    reference, ours, config, test_size = run(mode.settings)
     draw(reference, ours, output / FIGURE)
     results = {
         "reference": reference.to_json(),
         "ours": ours.to_json(),
         "time_ratio": ratio(ours.seconds, reference.seconds),
         "error_ratio": ratio(1 - ours.test_accuracy, 1 - reference.test_accuracy),
-        "notebook_parameters": parameters,
-        "training_images": train_size,
+        "config": config_record(config),
+        "training_images": config.train_subset or MNIST_TRAINING_IMAGES,
         "test_images": test_size,
         "figure": FIGURE,
     }

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from digits.data import load_mnist
-from digits.predict import Classifier
+from digits.reading import Reader
+from digits.reading.keras_file import Classifier
+from digits.training.mnist import load_mnist
 
 # The product's model: every test that needs a trained model uses this one file, and fails (never
 # skips, never falls back to another model) when it is missing.
@@ -34,5 +35,11 @@ def committed_model() -> Path:
 
 @pytest.fixture(scope="session")
 def classifier(committed_model) -> Classifier:
-    """The committed model, loaded once by digits.predict."""
+    """The committed model, loaded once by the numpy engine."""
     return Classifier.load(committed_model)
+
+
+@pytest.fixture(scope="session")
+def reader(classifier) -> Reader:
+    """The reading API with the committed model, as interface.py and the board use it."""
+    return Reader(classifier)

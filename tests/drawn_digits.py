@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 from PIL import Image, ImageDraw
 
-from digits.predict import Classifier
-from digits.server import make_board_server
+from digits.board.server import make_board_server
+from digits.reading import Reader
 
 
 def _arc(cx, cy, rx, ry, start_degrees, end_degrees, points=16):
@@ -69,9 +69,9 @@ def number_png(number: str, size=(640, 320), dark_on_light=True) -> bytes:
 
 
 @contextmanager
-def running_board(classifier: Classifier) -> Iterator[str]:
+def running_board(reader: Reader) -> Iterator[str]:
     """A real threaded board server on a free loopback port, serving in a thread; yields its URL."""
-    server = make_board_server(classifier, "127.0.0.1", 0)
+    server = make_board_server(reader, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, name="board-server", daemon=True)
     thread.start()
     try:

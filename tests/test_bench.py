@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from bench import (
@@ -204,39 +203,6 @@ def test_report_names_the_command_behind_every_row(dry_runs, request):
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def write_notebook(path, *parameter_cells):
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell("EPOCHS = 99  # not the parameters cell")]
-    for source in parameter_cells:
-        notebook.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]}))
-    nbformat.write(notebook, path)
-    return path
-
-
-def test_notebook_parameters_are_read_from_the_tagged_cell(tmp_path):
-    path = write_notebook(tmp_path / "n.ipynb", "EPOCHS = 3  # comment\nSEED = 7\nDTYPE = None")
-    assert common.notebook_parameters(path) == {"EPOCHS": 3, "SEED": 7, "DTYPE": None}
-
-
-def test_notebook_parameters_need_exactly_one_tagged_cell(tmp_path):
-    with pytest.raises(ValueError, match="2 cells"):
-        common.notebook_parameters(write_notebook(tmp_path / "n.ipynb", "A = 1", "B = 2"))
-
-
-def test_the_notebook_has_the_parameters_the_benchmarks_use():
-    parameters = common.notebook_parameters()
-    for name in ("EPOCHS", "BATCH_SIZE", "VALIDATION_SIZE", "FONT_DIGITS", "PATIENCE", "SEED"):
-        assert isinstance(parameters[name], int), name
-    assert "TRAIN_SUBSET" in parameters and "DTYPE_POLICY" in parameters
-
-
-@pytest.mark.parametrize(
-    "count, size, expected", [(5000, 60_000, 5000), (6000, 512, 51), (5000, 512, 43), (0, 512, 0)]
-)
-def test_notebook_sizes_scale_with_the_training_set(count, size, expected):
-    assert common.scaled(count, size) == expected
 
 
 def test_spread_reports_median_quartiles_and_range():

@@ -19,8 +19,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from pictures import render_digits
 from PIL import Image
+
+from digits.synthetic.pictures import render_digits
 
 REPO = Path(__file__).resolve().parent.parent
 INTERFACE = REPO / "interface.py"
@@ -393,8 +394,9 @@ def test_serve_starts_the_drawing_board_with_the_model(pictures, committed_model
             assert json.loads(response.read())["prediction"] == NUMBER
     finally:
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=TIMEOUT_S)
-    assert process.returncode == 0
+        _, stderr = process.communicate(timeout=TIMEOUT_S)
+    assert process.returncode == 130  # Ctrl-C is how the board ends: "interrupted", as documented
+    assert stderr.decode().splitlines()[-1] == "interface.py: interrupted"
 
 
 # --- interruptions ---

@@ -3,7 +3,7 @@
 tests/test_data.py proves the rebuild with small fake files made the reference (checksums
 monkeypatched) and fake routes. This adds the same guarantee for the real thing: one flipped
 pixel in a copy of the real cache, a damage that leaves the IDX file well-formed (parsing alone
-would accept it), is caught by the reference SHA-256 in digits.data and rebuilt from the
+would accept it), is caught by the reference SHA-256 in digits.training.mnist and rebuilt from the
 pristine files, never silently used.
 """
 
@@ -13,7 +13,8 @@ import shutil
 import numpy as np
 import pytest
 
-from digits import data
+from digits.training import mnist as data
+from digits.training.idx import parse_idx
 
 
 @pytest.mark.mnist
@@ -28,9 +29,9 @@ def test_a_single_flipped_pixel_in_the_real_cache_is_caught_and_rebuilt(mnist, t
     middle = len(content) // 2  # a pixel in image ~30000
     content[middle] ^= 0x01
     damaged.write_bytes(content)
-    assert data.parse_idx(content).shape == (60000, 28, 28)  # still a valid IDX file
+    assert parse_idx(content).shape == (60000, 28, 28)  # still a valid IDX file
 
-    with caplog.at_level(logging.WARNING, logger="digits.data"):
+    with caplog.at_level(logging.WARNING, logger="digits.training.mnist"):
         (x_train, y_train), (x_test, y_test) = data.load_mnist(
             cache_dir=cache, files_dir=pristine, routes=()
         )

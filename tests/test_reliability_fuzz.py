@@ -1,4 +1,4 @@
-"""Property-based tests of digits.preprocess: whatever the picture, only the documented outcomes.
+"""Property-based tests of the reading pipeline: whatever the picture, only the documented outcomes.
 
 Pictures of every mode Pillow has for photos and scans (1, L, LA, P, RGB, RGBA, CMYK, I;16, I, F),
 1×1 to 300×300, holding noise, flat colour, gradients, blocks, pen strokes or extreme values
@@ -23,15 +23,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw
 
-from digits.preprocess import (
-    SOURCE_SIZE_KEY,
-    DigitImage,
-    ImageError,
-    find_digits,
-    ink_map,
-    open_image,
-    to_mnist,
-)
+from digits.reading.images import SOURCE_SIZE_KEY, ImageError, open_image
+from digits.reading.ink import ink_map
+from digits.reading.mnist_style import to_mnist
+from digits.reading.segment import DigitImage, find_digits
 
 FUZZ = settings(
     max_examples=150,

@@ -35,10 +35,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from pictures import render_digits
 from PIL import Image
 
 from bench.common import peak_memory_report, with_peak_memory
+from digits.synthetic.pictures import render_digits
 
 REPO = Path(__file__).resolve().parent.parent
 INTERFACE = REPO / "interface.py"

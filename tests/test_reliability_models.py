@@ -21,7 +21,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from test_reliability_inputs import error_lines, number, random_model, run_cli
+
+from tests.test_reliability_inputs import error_lines, number, random_model, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_USAGE = 2

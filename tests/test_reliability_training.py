@@ -1,18 +1,18 @@
 """Reliability of training: the checkpoint survives kill -9 at any moment, and runs reproduce.
 
-Kill-safety: a trainer (this file run as a script) trains with digits.training.train on a tiny
-random data set, so that epochs take milliseconds, and an extra BestModelCheckpoint saves after
+Kill-safety: a trainer (this file run as a script) trains with digits.training.recipe.train on a
+tiny random data set, so that epochs take milliseconds, and an extra BestModelCheckpoint saves after
 every epoch (save_atomically, the same code path as the real checkpoint) to the same file as
 train's own. It is killed with SIGKILL, restarted on the same path and killed again, KILLS
 times: at seeded random moments, and at random moments inside a save (the test waits for the
 save's partial file to appear). After every kill the model file is absent (first run, killed
-before its first save) or whole: digits.predict loads it and reads 10 probabilities; at the end
+before its first save) or whole: the numpy engine loads it and reads 10 probabilities; at the end
 Keras loads it too. Partial files left by a kill are hidden, never named like the model.
 
-Reproducibility: two runs of digits.training.train with the same seed, each in a fresh process,
-on 2,000 MNIST images for 2 epochs, augmentation on as by default, agree bit for bit (history and
-weights), in float32 and, where the CPU has bfloat16, mixed_bfloat16: the CPU kernels and the
-sequential augmentation map are deterministic here.
+Reproducibility: two runs of digits.training.recipe.train with the same seed, each in a fresh
+process, on 2,000 MNIST images for 2 epochs, augmentation on as by default, agree bit for bit
+(history and weights), in float32 and, where the CPU has bfloat16, mixed_bfloat16: the CPU kernels
+and the sequential augmentation map are deterministic here.
 """
 
 import json
@@ -49,8 +49,10 @@ def tiny_data(seed: int = 0):
 
 def train_until_killed(model_path: str) -> None:
     """Train for ever, saving after every epoch; "saving" and "saved" on stdout around each."""
-    from digits import training
-    from digits.model import BestModelCheckpoint
+    from digits.training.checkpoint import BestModelCheckpoint
+    from digits.training.config import TrainingConfig
+    from digits.training.model import build_model
+    from digits.training.recipe import PreparedData, train
 
     class SaveEveryEpoch(BestModelCheckpoint):
         """The project's checkpoint, with every epoch counted as an improvement."""
@@ -61,39 +63,35 @@ def train_until_killed(model_path: str) -> None:
             super().on_epoch_end(epoch, logs)
             print("saved", flush=True)
 
-    fit, validation = tiny_data()
-    training.train(
-        fit,
-        validation,
-        model_path,
+    config = TrainingConfig(
         epochs=1_000_000,
         batch_size=32,
         patience=1_000_000,
-        dtype="float32",
+        dtype_policy="float32",
         augment=False,
-        extra_callbacks=[SaveEveryEpoch(model_path, monitor="loss")],
-        verbose=0,
+        model_path=model_path,
     )
+    every_epoch = SaveEveryEpoch(model_path, export_model=build_model(), monitor="loss")
+    train(config, PreparedData(*tiny_data(), font_digits=0), [every_epoch], verbose=0)
 
 
 def train_and_report(data_path: str, dtype: str, augment: str, report_path: str) -> None:
     """One seeded training run; its history and weights go to report_path (.json, .npz)."""
-    from digits import training
+    from digits.training.config import TrainingConfig
+    from digits.training.recipe import PreparedData, train
 
     with np.load(data_path) as data:
         fit = (data["x_fit"], data["y_fit"])
         validation = (data["x_val"], data["y_val"])
     report = Path(report_path)
-    run = training.train(
-        fit,
-        validation,
-        report.with_suffix(".h5"),
+    config = TrainingConfig(
         epochs=2,
         seed=7,
-        dtype=dtype,
+        dtype_policy=dtype,
         augment=augment == "augment",
-        verbose=0,
+        model_path=report.with_suffix(".h5"),
     )
+    run = train(config, PreparedData(fit, validation, font_digits=0), verbose=0)
     np.savez(report.with_suffix(".npz"), *run.model.get_weights())
     report.write_text(json.dumps(run.history))
 
@@ -155,7 +153,7 @@ class Trainer:
 
 
 def assert_model_reads(path: Path) -> None:
-    from digits.predict import Classifier
+    from digits.reading.keras_file import Classifier
 
     images = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
     probabilities = Classifier.load(path).probabilities(images)
@@ -202,17 +200,20 @@ def test_the_checkpoint_survives_kill_9_at_any_moment(tmp_path):
 @pytest.fixture
 def small_mnist(mnist, tmp_path) -> Path:
     """2,000 MNIST training images and 500 for validation, in a file for the trainer."""
-    from digits import training
+    from digits.training.config import TrainingConfig
+    from digits.training.recipe import prepare_data
 
     (x_train, y_train), _ = mnist
-    fit, validation = training.split_validation(x_train[:2500], y_train[:2500], 500, seed=0)
+    config = TrainingConfig(train_subset=2500, validation_size=500, seed=0)
+    prepared = prepare_data(config, x_train, y_train)
+    (x_fit, y_fit), (x_val, y_val) = prepared.fit, prepared.validation
     path = tmp_path / "data.npz"
-    np.savez(path, x_fit=fit[0], y_fit=fit[1], x_val=validation[0], y_val=validation[1])
+    np.savez(path, x_fit=x_fit, y_fit=y_fit, x_val=x_val, y_val=y_val)
     return path
 
 
 def seeded_run(data: Path, dtype: str, augment: bool, name: str) -> tuple[dict, list]:
-    """digits.training.train in a fresh process: (history, weights)."""
+    """digits.training.recipe.train in a fresh process: (history, weights)."""
     report = data.parent / f"{name}.json"
     flag = "augment" if augment else "plain"
     subprocess.run(
@@ -242,9 +243,9 @@ DTYPES = ["float32", "mixed_bfloat16"]
 @pytest.mark.mnist
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_default_training_reproduces_bit_for_bit(small_mnist, dtype):
-    from digits import training
+    from digits.training.recipe import fastest_dtype_policy
 
-    if dtype != "float32" and training.fastest_dtype_policy() != dtype:
+    if dtype != "float32" and fastest_dtype_policy() != dtype:
         pytest.skip(f"this CPU has no native bfloat16, so train() would not use {dtype}")
     assert_two_runs_identical(small_mnist, dtype, augment=True)
 

@@ -1,4 +1,4 @@
-"""Tests for digits.data: IDX parsing, every source of the MNIST loader, the cache and the CLI.
+"""Tests for digits.training.mnist: every source of the MNIST loader, the cache and the CLI.
 
 Unit tests use small generated MNIST-shaped files made the reference (their checksums replace
 the real ones) and fake network routes; only the test marked `mnist` uses the real data.
@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits import data
-from digits.data import (
+from digits import files
+from digits.training import mnist as data
+from digits.training.mnist import (
     IDX_NAMES,
     TEST_IMAGES,
     TEST_LABELS,
@@ -28,8 +29,6 @@ from digits.data import (
     Route,
     SourceError,
     load_mnist,
-    parse_idx,
-    read_idx,
 )
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -126,78 +125,7 @@ def leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name not in IDX_NAMES)
 
 
-# --- IDX parsing --------------------------------------------------------------------------------
-
-
-def test_parse_idx_reads_images_and_labels():
-    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    labels = np.array([3, 1, 4, 1, 5], dtype=np.uint8)
-
-    np.testing.assert_array_equal(parse_idx(idx_file(images)), images)
-    np.testing.assert_array_equal(parse_idx(idx_file(labels)), labels)
-    assert parse_idx(idx_file(images)).dtype == np.uint8
-
-
-def test_parse_idx_of_a_bytearray_gives_a_writable_array():
-    array = parse_idx(bytearray(idx_file(np.zeros((2, 2), np.uint8))))
-    array[0, 0] = 9
-    assert array[0, 0] == 9
-
-
-def test_to_idx_is_the_inverse_of_parse_idx():
-    array = np.random.default_rng(1).integers(0, 256, (3, 5, 7), dtype=np.uint8)
-    encoded = data.to_idx(array)
-    assert bytes(encoded) == idx_file(array)
-    np.testing.assert_array_equal(parse_idx(encoded), array)
-
-
-def test_to_idx_refuses_other_dtypes():
-    with pytest.raises(ValueError, match="uint8"):
-        data.to_idx(np.zeros(3, np.float32))
-
-
-@pytest.mark.parametrize("file_name", ["labels.idx1-ubyte", "labels-idx1-ubyte.gz"])
-def test_read_idx_reads_plain_and_gzipped_files(tmp_path, file_name):
-    labels = np.array([7, 2, 1, 0], dtype=np.uint8)
-    blob = idx_file(labels)
-    path = tmp_path / file_name
-    path.write_bytes(gzip.compress(blob) if file_name.endswith(".gz") else blob)
-
-    np.testing.assert_array_equal(read_idx(path), labels)
-
-
-MALFORMED = {
-    "too short for a magic number": (b"\x00\x00\x08", "header truncated"),
-    "bad magic": (b"\x01\x02\x08\x01" + struct.pack(">I", 1) + b"\x00", "magic number 0x01020801"),
-    "wrong dtype": (idx_header((2,), dtype_code=0x0D) + b"\x00" * 8, "data type 0x0d"),
-    "no dimensions": (bytes([0, 0, 8, 0]), "0 dimensions"),
-    "truncated header": (bytes([0, 0, 8, 3]) + struct.pack(">I", 2), "header truncated"),
-    "truncated data": (idx_header((2, 3)) + b"\x01" * 5, "needs 6 bytes, found 5"),
-    "size mismatch": (idx_header((60000, 28, 28)) + b"\x01" * 784, "needs 47040000 bytes"),
-    "extra bytes": (idx_header((2, 3)) + b"\x01" * 8, "2 extra bytes"),
-}
-
-
-@pytest.mark.parametrize("blob, message", MALFORMED.values(), ids=MALFORMED.keys())
-def test_parse_idx_says_what_is_wrong_with_a_malformed_file(blob, message):
-    with pytest.raises(ValueError, match=message):
-        parse_idx(blob)
-
-
-def test_read_idx_names_the_malformed_file(tmp_path):
-    path = tmp_path / "broken.idx1-ubyte"
-    path.write_bytes(idx_header((4,)) + b"\x00")
-    with pytest.raises(ValueError, match="broken.idx1-ubyte: IDX data truncated"):
-        read_idx(path)
-
-
-@pytest.mark.parametrize("damage", ["not gzip at all", "truncated gzip"])
-def test_read_idx_refuses_a_broken_gzip_file(tmp_path, damage):
-    packed = gzip.compress(idx_file(np.arange(100, dtype=np.uint8)))
-    path = tmp_path / "labels.idx1-ubyte.gz"
-    path.write_bytes(b"plain text" if damage == "not gzip at all" else packed[:-10])
-    with pytest.raises(ValueError, match="labels.idx1-ubyte.gz"):
-        read_idx(path)
+# --- the four files as arrays -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -255,7 +183,7 @@ def test_a_corrupt_cache_is_reported_and_rebuilt(tmp_path, fake_raw, fake_arrays
     bad.write_bytes(tampered(fake_raw, TEST_LABELS)[TEST_LABELS] if damage == "corrupt" else b"")
     route, calls = serving(fake_raw)
 
-    with caplog.at_level(logging.WARNING, logger="digits.data"):
+    with caplog.at_level(logging.WARNING, logger="digits.training.mnist"):
         splits = load_mnist(cache_dir=tmp_path, routes=(route,))
 
     assert_splits_equal(splits, fake_arrays)
@@ -273,24 +201,9 @@ def test_an_incomplete_cache_is_completed(tmp_path, fake_raw, fake_arrays):
     assert all((tmp_path / name).read_bytes() == fake_raw[name] for name in IDX_NAMES)
 
 
-def test_an_interrupted_write_keeps_the_previous_file_whole(tmp_path, monkeypatch):
-    target = tmp_path / "file.bin"
-    target.write_bytes(b"previous")
-
-    def interrupted(fd):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(data.os, "fsync", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        data.write_atomic(target, b"new content that never lands")
-
-    assert target.read_bytes() == b"previous"
-    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
-
-
 def test_an_interrupted_fill_leaves_no_half_file(tmp_path, fake_raw, fake_arrays, monkeypatch):
     route, _ = serving(fake_raw)
-    real_replace = data.os.replace
+    real_replace = files.os.replace
     replaced = []
 
     def replace_then_interrupt(source, target):
@@ -299,10 +212,10 @@ def test_an_interrupted_fill_leaves_no_half_file(tmp_path, fake_raw, fake_arrays
         replaced.append(target)
         real_replace(source, target)
 
-    monkeypatch.setattr(data.os, "replace", replace_then_interrupt)
+    monkeypatch.setattr(files.os, "replace", replace_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         load_mnist(cache_dir=tmp_path, routes=(route,))
-    monkeypatch.setattr(data.os, "replace", real_replace)
+    monkeypatch.setattr(files.os, "replace", real_replace)
 
     assert [p.name for p in tmp_path.iterdir()] == [IDX_NAMES[0]]
     assert (tmp_path / IDX_NAMES[0]).read_bytes() == fake_raw[IDX_NAMES[0]]
@@ -314,7 +227,7 @@ def test_an_unwritable_cache_still_gives_the_data(tmp_path, fake_raw, fake_array
     blocker.write_text("not a folder")
     route, _ = serving(fake_raw)
 
-    with caplog.at_level(logging.WARNING, logger="digits.data"):
+    with caplog.at_level(logging.WARNING, logger="digits.training.mnist"):
         splits = load_mnist(cache_dir=blocker / "cache", routes=(route,))
 
     assert_splits_equal(splits, fake_arrays)
@@ -587,11 +500,11 @@ def test_cli_failure_is_one_line_without_traceback(tmp_path, capsys):
 
 def test_cli_help_states_the_defaults():
     help_text = subprocess.run(
-        [sys.executable, "-m", "digits.data", "--help"],
+        [sys.executable, "-m", "digits.training.mnist", "--help"],
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).parents[1],
+        cwd=Path(__file__).parents[2],
     ).stdout
     assert data.CACHE_ENV in help_text and data.FILES_ENV in help_text
     assert "digit-recognition" in help_text

@@ -1,4 +1,4 @@
-"""Realistic pictures of digits for tests: typed or pen-drawn, on paper, photographed.
+"""Realistic pictures of digits for tests and benchmarks: typed or pen-drawn, photographed.
 
 ``render_digits("2026", ...)`` draws digits in a TrueType font (matplotlib's
 bundled DejaVu / Computer Modern / STIX faces, the system DejaVu faces, or
@@ -17,7 +17,6 @@ pairs for measuring how well whole pictures are read.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 from pathlib import Path
@@ -25,17 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-_MPL_SPEC = importlib.util.find_spec("matplotlib")
-_MPL_FONTS = (
-    Path(_MPL_SPEC.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf"
-    if _MPL_SPEC and _MPL_SPEC.submodule_search_locations
-    else None
-)
-_SYSTEM_FONTS = Path("/usr/share/fonts/truetype/dejavu")
+from digits.fonts import find_fonts
+from digits.synthetic.strokes import stroke_layers
 
-
-def _font_files() -> dict[str, Path]:
-    names = [
+FONTS = find_fonts(
+    [
         "DejaVuSans",
         "DejaVuSans-Bold",
         "DejaVuSans-Oblique",
@@ -48,16 +41,7 @@ def _font_files() -> dict[str, Path]:
         "DejaVuSansCondensed",
         "DejaVuSans-ExtraLight",
     ]
-    found = {}
-    for name in names:
-        for folder in (_MPL_FONTS, _SYSTEM_FONTS):
-            if folder is not None and (folder / f"{name}.ttf").is_file():
-                found[name] = folder / f"{name}.ttf"
-                break
-    return found
-
-
-FONTS = _font_files()
+)
 # "default" is Pillow's own scalable font (ImageFont.load_default).
 FONT_NAMES = [*FONTS, "default"]
 
@@ -65,95 +49,6 @@ PAPER = (245, 240, 230)
 INK = (20, 20, 30)
 BOARD = (38, 52, 46)
 CHALK = (232, 232, 222)
-
-
-# --------------------------------------------------------------------------
-# Hand-drawn digit skeletons: strokes of (x, y) points in a unit box, y down.
-
-
-def _arc(cx, cy, rx, ry, start, stop, steps=24):
-    angles = np.radians(np.linspace(start, stop, steps))
-    return list(zip(cx + rx * np.cos(angles), cy + ry * np.sin(angles), strict=True))
-
-
-def _skeleton(digit: str, variant: int) -> list[list[tuple[float, float]]]:
-    """Strokes of one digit; `variant` picks between common ways of writing it."""
-    if digit == "0":
-        return [_arc(0.5, 0.5, 0.42, 0.5, -90, 285, 40)]
-    if digit == "1":
-        if variant % 2:
-            return [[(0.38, 0.14), (0.6, 0.0), (0.55, 1.0)]]
-        return [[(0.55, 0.0), (0.47, 1.0)]]
-    if digit == "2":
-        return [_arc(0.5, 0.3, 0.4, 0.3, 200, 375) + [(0.06, 1.0), (0.96, 0.98)]]
-    if digit == "3":
-        return [_arc(0.47, 0.26, 0.36, 0.25, 205, 450) + _arc(0.47, 0.74, 0.43, 0.26, 270, 520)]
-    if digit == "4":
-        if variant % 2:
-            return [[(0.18, 0.0), (0.08, 0.62), (0.94, 0.62)], [(0.7, 0.0), (0.7, 1.0)]]
-        return [[(0.64, 0.0), (0.04, 0.68), (0.96, 0.68)], [(0.7, 0.3), (0.7, 1.0)]]
-    if digit == "5":
-        return [
-            [(0.92, 0.0), (0.24, 0.0)],
-            [(0.24, 0.0), (0.18, 0.46)] + _arc(0.48, 0.68, 0.42, 0.32, 220, 520),
-        ]
-    if digit == "6":
-        return [[(0.8, 0.0), (0.5, 0.12), (0.26, 0.36)] + _arc(0.5, 0.7, 0.36, 0.3, 180, -175, 36)]
-    if digit == "7":
-        if variant % 2:
-            return [[(0.04, 0.02), (0.96, 0.02), (0.42, 1.0)], [(0.3, 0.52), (0.8, 0.52)]]
-        return [[(0.04, 0.02), (0.96, 0.02), (0.42, 1.0)]]
-    if digit == "8":
-        return [_arc(0.5, 0.25, 0.32, 0.25, 90, 450, 30), _arc(0.5, 0.74, 0.4, 0.26, -90, 270, 30)]
-    if digit == "9":
-        return [_arc(0.48, 0.29, 0.36, 0.29, 0, 360, 32), [(0.84, 0.29), (0.8, 0.62), (0.72, 1.0)]]
-    raise ValueError(f"no skeleton for {digit!r}")
-
-
-def _jittered(strokes, rng, size, slant, gap):
-    """Scale a skeleton to pixels with a hand's wobble, slant and pen lifts."""
-    width = size * rng.uniform(0.55, 0.72)
-    shear = slant + rng.normal(0, 0.06)
-    wobble = size * 0.018
-    result = []
-    for stroke in strokes:
-        points = np.array(stroke, dtype=np.float64)
-        if gap > 0 and len(points) > 1:
-            points = _shortened(points, gap)
-        x = points[:, 0] * width + shear * (1 - points[:, 1]) * size
-        y = points[:, 1] * size
-        noise = rng.normal(0, wobble, (2, len(points)))
-        # Neighbouring points wobble together, as a hand does.
-        kernel = np.array([0.25, 0.5, 0.25])
-        noise = np.array(
-            [np.convolve(np.pad(n, 1, mode="edge"), kernel, mode="valid") for n in noise]
-        )
-        result.append(list(zip(x + noise[0], y + noise[1], strict=True)))
-    return result
-
-
-def _shortened(points: np.ndarray, gap: float) -> np.ndarray:
-    """Cut `gap` (unit-box length) off both ends: the pen lifted between strokes."""
-    lengths = np.r_[0, np.cumsum(np.hypot(*np.diff(points, axis=0).T))]
-    total = lengths[-1]
-    if total <= 2 * gap:
-        return points
-    keep = np.linspace(gap, total - gap, max(2, len(points)))
-    return np.column_stack([np.interp(keep, lengths, points[:, k]) for k in range(2)])
-
-
-def _draw_strokes(layer_size, strokes, offset, pen, supersample=4):
-    """Anti-aliased round-capped pen strokes on an L layer."""
-    big = Image.new("L", (layer_size[0] * supersample, layer_size[1] * supersample), 0)
-    draw = ImageDraw.Draw(big)
-    width = max(1, round(pen * supersample))
-    for stroke in strokes:
-        points = [((x + offset[0]) * supersample, (y + offset[1]) * supersample) for x, y in stroke]
-        draw.line(points, fill=255, width=width, joint="curve")
-        radius = width / 2
-        for px, py in (points[0], points[-1]):
-            draw.ellipse((px - radius, py - radius, px + radius, py + radius), fill=255)
-    return big.resize(layer_size, Image.Resampling.BOX)
 
 
 # --------------------------------------------------------------------------
@@ -192,38 +87,6 @@ def _glyph_layers(text, font, size, spacing):
         layers.append(layer)
         x += advance + extra
     return layers
-
-
-def _stroke_layers(text, size, rng, pen, slant, gap, spacing):
-    """One layer per character; like a writer, leave `spacing` between the inks."""
-    digits = [
-        None
-        if ch.isspace()
-        else _jittered(_skeleton(ch, int(rng.integers(0, 2))), rng, size, slant, gap)
-        for ch in text
-    ]
-    spans = [_span(strokes, pen, size) for strokes in digits]
-    width = math.ceil(
-        sum(right - left for left, right in spans) + (spacing * size + pen) * len(text) + 2 * size
-    )
-    height = 2 * size
-    layers, x = [], size / 2
-    for strokes, (left, right) in zip(digits, spans, strict=True):
-        layer = Image.new("L", (width, height), 0)
-        if strokes is not None:
-            wobble_y = rng.normal(0, 0.03 * size)
-            layer = _draw_strokes((width, height), strokes, (x - left, size / 2 + wobble_y), pen)
-        layers.append(layer)
-        x += right - left + spacing * size
-    return layers
-
-
-def _span(strokes, pen, size):
-    """Leftmost and rightmost x a digit's ink reaches (a space is half a digit high)."""
-    if strokes is None:
-        return 0.0, 0.5 * size
-    xs = [x for stroke in strokes for x, _ in stroke]
-    return min(xs) - pen / 2, max(xs) + pen / 2
 
 
 # --------------------------------------------------------------------------
@@ -325,7 +188,7 @@ def render_digits(
     if spacing is None:
         spacing = 0.2 if stroke else 0.08
     if stroke:
-        layers = _stroke_layers(text, size, rng, max(1.0, pen * size), slant, gap, spacing)
+        layers = stroke_layers(text, size, rng, max(1.0, pen * size), slant, gap, spacing)
     else:
         layers = _glyph_layers(text, font, size, spacing)
     return _photograph(
@@ -478,22 +341,11 @@ def _placed(coverage, boxes, canvas, position, margin, size):
 # A mixed bag of realistic pictures
 
 
-INK_COLOURS = [
-    (20, 20, 30),
-    (25, 40, 150),
-    (20, 60, 180),
-    (170, 25, 30),
-    (30, 110, 40),
-    (60, 60, 60),
-    (0, 0, 0),
-]
-PAPER_COLOURS = [
-    (245, 240, 230),
-    (255, 255, 255),
-    (235, 235, 228),
-    (250, 245, 210),
-    (225, 228, 232),
-]
+# Near-black, blue, red, green and grey inks; white, cream, grey and yellowish papers.
+INK_COLOURS = [(20, 20, 30), (25, 40, 150), (20, 60, 180), (170, 25, 30), (30, 110, 40)]
+INK_COLOURS += [(60, 60, 60), (0, 0, 0)]
+PAPER_COLOURS = [(245, 240, 230), (255, 255, 255), (235, 235, 228), (250, 245, 210)]
+PAPER_COLOURS += [(225, 228, 232)]
 
 
 def realistic_samples(

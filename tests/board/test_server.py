@@ -17,20 +17,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits import server
-from digits.predict import read_picture
-from digits.preprocess import open_image
+from digits.board import server
 from tests.drawn_digits import number_png, running_board
 
 
 @pytest.fixture(scope="module")
-def client(classifier):
-    return server.create_app(classifier).test_client()
+def client(reader):
+    return server.create_app(reader).test_client()
 
 
 @pytest.fixture(scope="module")
-def board_url(classifier):
-    with running_board(classifier) as url:
+def board_url(reader):
+    with running_board(reader) as url:
         yield url
 
 
@@ -125,10 +123,10 @@ def test_a_whole_number_is_read_left_to_right(client):
     assert len(answer["preprocessed"]) == 4
 
 
-def test_the_answer_is_the_command_lines_reading_plus_what_the_model_saw(client, classifier):
+def test_the_answer_is_the_command_lines_reading_plus_what_the_model_saw(client, reader):
     png = number_png("305")
     answer = client.post("/api/read", data=png).get_json()
-    reading = read_picture(classifier, open_image(io.BytesIO(png)))
+    reading = reader.read_bytes(png)
     seen = answer.pop("preprocessed")
     assert answer == json.loads(json.dumps(reading.to_json("drawing")))
     for data_url, digit in zip(seen, reading.digits, strict=True):
@@ -176,12 +174,12 @@ def test_wrong_routes_answer_in_json(client, method, path, status):
     assert response.get_json()["error"]
 
 
-def test_an_unexpected_failure_is_a_json_500_and_the_server_goes_on(classifier, monkeypatch):
+def test_an_unexpected_failure_is_a_json_500_and_the_server_goes_on(reader, monkeypatch):
     def broken(*_args):
         raise RuntimeError("boom")
 
-    client = server.create_app(classifier).test_client()
-    monkeypatch.setattr(server, "read_picture", broken)
+    client = server.create_app(reader).test_client()
+    monkeypatch.setattr(reader, "read_bytes", broken)
     response = client.post("/api/read", data=number_png("1"))
     assert response.status_code == 500
     assert "boom" not in response.get_json()["error"]
@@ -250,7 +248,7 @@ def test_concurrent_requests_each_get_their_own_answer(board_url, client):
 # --- serve(), as `interface.py --serve` calls it ---
 
 
-def test_serve_prints_its_address_and_serves(classifier, monkeypatch, capsys):
+def test_serve_prints_its_address_and_serves(reader, monkeypatch, capsys):
     started = []
 
     def remember(*args):
@@ -259,7 +257,7 @@ def test_serve_prints_its_address_and_serves(classifier, monkeypatch, capsys):
 
     make_board_server = server.make_board_server
     monkeypatch.setattr(server, "make_board_server", remember)
-    thread = threading.Thread(target=server.serve, args=(classifier, "127.0.0.1", 0), daemon=True)
+    thread = threading.Thread(target=server.serve, args=(reader, "127.0.0.1", 0), daemon=True)
     thread.start()
     try:
         while not started and thread.is_alive():
@@ -276,17 +274,15 @@ def test_serve_prints_its_address_and_serves(classifier, monkeypatch, capsys):
     assert f"Drawing board on http://127.0.0.1:{port}/ — Ctrl-C to stop" in out
 
 
-def test_serve_on_a_taken_port_exits_with_one_line(classifier):
+def test_serve_on_a_taken_port_says_so_in_one_line(reader, capsys):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        with pytest.raises(SystemExit) as exit_info:
-            server.serve(classifier, "127.0.0.1", port)
-    assert exit_info.value.code == f"Cannot serve on 127.0.0.1:{port}: Address already in use."
+        assert server.serve(reader, "127.0.0.1", port) is False
+    assert capsys.readouterr().err == f"Cannot serve on 127.0.0.1:{port}: Address already in use.\n"
 
 
-def test_serve_on_an_unknown_host_exits_with_one_line(classifier):
-    with pytest.raises(SystemExit) as exit_info:
-        server.serve(classifier, "no-such-host.invalid", 0)
-    message = exit_info.value.code
+def test_serve_on_an_unknown_host_says_so_in_one_line(reader, capsys):
+    assert server.serve(reader, "no-such-host.invalid", 0) is False
+    message = capsys.readouterr().err
     assert message.startswith("Cannot serve on no-such-host.invalid:0: ")
-    assert "\n" not in message and "while attempting" not in message
+    assert message.count("\n") == 1 and "while attempting" not in message

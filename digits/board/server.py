@@ -1,26 +1,24 @@
 """The drawing board: a local web page to draw digits (or drop a picture) and see what is read.
 
 Flask is used because it is small, well kept, has a test client and needs no build step.
-The page (digits/static/) is plain HTML/CSS/JS that works offline. It posts the raw picture
-bytes to `POST /api/read`, which takes the command line's path, `open_image` → `read_picture`,
-and answers with `Reading.to_json` plus the 28×28 images the model saw, as PNG data URLs.
+The page (digits/board/static/) is plain HTML/CSS/JS that works offline. It posts the raw
+picture bytes to `POST /api/read`, which reads them through the same `digits.reading.Reader` as
+the command line and answers with `Reading.to_json` plus the 28×28 images the model saw, as PNG
+data URLs.
 
-The classifier is a read-only numpy model, so one instance serves all the server's threads.
+The reader is read-only, so one instance serves all the server's threads.
 """
 
 import base64
-import io
 import socket
+import sys
 from urllib.parse import unquote
 
-import numpy as np
 from flask import Flask, jsonify, request, send_from_directory
-from PIL import Image
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from digits.predict import read_picture
-from digits.preprocess import ImageError, open_image
+from digits.reading import ImageError, Reader
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DRAWING_NAME = "drawing"  # the `file` field of a reading when the browser sends no file name
@@ -32,8 +30,8 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def create_app(classifier) -> Flask:
-    """The drawing board's Flask app, answering with `classifier`."""
+def create_app(reader: Reader) -> Flask:
+    """The drawing board's Flask app, reading with `reader`."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
 
@@ -47,12 +45,11 @@ def create_app(classifier) -> Flask:
         if not body:
             return error_response("The request holds no picture.", 400)
         try:
-            image = open_image(io.BytesIO(body))
+            reading = reader.read_bytes(body)
         except ImageError as error:
             return error_response(str(error), 422)
-        reading = read_picture(classifier, image)
         answer = reading.to_json(sent_file_name())
-        answer["preprocessed"] = [png_data_url(digit.pixels) for digit in reading.digits]
+        answer["preprocessed"] = [png_data_url(digit.png()) for digit in reading.digits]
         return jsonify(answer)
 
     @app.errorhandler(413)
@@ -98,12 +95,9 @@ def sent_file_name() -> str:
     return unquote(request.headers.get("X-Filename", "")).strip() or DRAWING_NAME
 
 
-def png_data_url(pixels: np.ndarray) -> str:
-    """A 28×28 float image in [0, 1] as a grey PNG data URL."""
-    grey = np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(grey, mode="L").save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+def png_data_url(png: bytes) -> str:
+    """PNG bytes as a data URL the page can show."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 class ErrorsOnlyRequestHandler(WSGIRequestHandler):
@@ -115,7 +109,7 @@ class ErrorsOnlyRequestHandler(WSGIRequestHandler):
         super().log_request(code, size)
 
 
-def make_board_server(classifier, host: str = "127.0.0.1", port: int = 8000) -> BaseWSGIServer:
+def make_board_server(reader: Reader, host: str = "127.0.0.1", port: int = 8000) -> BaseWSGIServer:
     """A threaded HTTP server for the board, listening but not serving yet; port 0 picks one free.
 
     Raises OSError when it cannot listen there (port taken, unknown host …).
@@ -124,7 +118,7 @@ def make_board_server(classifier, host: str = "127.0.0.1", port: int = 8000) -> 
         return make_server(
             host,
             port,
-            create_app(classifier),
+            create_app(reader),
             threaded=True,
             request_handler=ErrorsOnlyRequestHandler,
             fd=listening.fileno(),  # werkzeug duplicates the socket, so ours can close
@@ -147,13 +141,15 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return listening
 
 
-def serve(classifier, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the drawing board until Ctrl-C; exits with a one-line message when it cannot listen."""
+def serve(reader: Reader, host: str = "127.0.0.1", port: int = 8000) -> bool:
+    """Serve the drawing board until Ctrl-C, then return True; False, after a one-line message on
+    standard error, when it cannot listen there."""
     try:
-        server = make_board_server(classifier, host, port)
+        server = make_board_server(reader, host, port)
     except OSError as error:
-        raise SystemExit(f"Cannot serve on {host}:{port}: {error.strerror or error}.") from None
+        print(f"Cannot serve on {host}:{port}: {error.strerror or error}.", file=sys.stderr)
+        return False
     shown_host = f"[{host}]" if ":" in host else host
     print(f"Drawing board on http://{shown_host}:{server.port}/ — Ctrl-C to stop", flush=True)
     server.serve_forever()  # werkzeug returns quietly on Ctrl-C and closes the socket
-    print("Stopped.")
+    return True

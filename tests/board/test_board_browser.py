@@ -38,8 +38,8 @@ STEP_PAUSE_MS = 10  # … this often: a quick hand's speed, so answers come whil
 
 
 @pytest.fixture(scope="module")
-def board_url(classifier):
-    with running_board(classifier) as url:
+def board_url(reader):
+    with running_board(reader) as url:
         yield url
 
 

@@ -1,0 +1,188 @@
+"""The reading API: pictures — files, bytes or Pillow images — in, Readings out.
+
+    reader = Reader.load()                      # bestmodel.h5 beside the package
+    reader.read_image(Image.open("a.png"))      # a Reading
+    reader.read_bytes(data)                     # ImageError when it is not a usable picture
+    for result in reader.read_files(paths):     # FileReading(path, reading, error), in order
+        ...
+
+Every front end reads through here: `interface.py`, the drawing board and the notebook's
+"Try it". For many files, finding the digits in each picture (milliseconds) is shared out to
+worker processes, one per usable core, and the digits of many pictures then go through the
+network together, in batches.
+"""
+
+import os
+import stat
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from digits.cpu import usable_cores
+from digits.paths import DEFAULT_MODEL
+from digits.reading.images import ImageError, open_image
+from digits.reading.keras_file import CLASSES, Classifier
+from digits.reading.readings import Reading, reading_from
+from digits.reading.segment import DigitImage, find_digits
+
+# What a folder stands for: its files with these extensions (hidden files skipped).
+PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+PICTURE_SUFFIXES |= {".pgm", ".ppm", ".pbm"}
+BATCH_DIGITS = 256  # digits sent through the network together; results come out per batch
+PICTURES_PER_WORKER = 50  # fewer pictures than this per worker process are not worth starting it
+# A pipe or device is read into memory before Pillow sees it (Pillow would copy it whole anyway):
+# far more than any picture of digits needs, yet a bound on the memory an endless stream takes.
+STREAM_LIMIT_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class FileReading:
+    """One input's outcome: its Reading, or why it could not be read (one line)."""
+
+    path: Path
+    reading: Reading | None
+    error: str | None
+
+
+class Reader:
+    """Reads the digits in pictures with a digit classifier; threads may share one."""
+
+    def __init__(self, classifier: Classifier):
+        self.classifier = classifier
+
+    @classmethod
+    def load(cls, model_path=DEFAULT_MODEL) -> "Reader":
+        """A reader with the model in `model_path`; ModelError (one line) when it is unusable."""
+        return cls(Classifier.load(model_path))
+
+    def read_image(self, image: Image.Image) -> Reading:
+        """Every digit in a Pillow picture, left to right."""
+        return self.read_digit_images([find_digits(image)])[0]
+
+    def read_bytes(self, data: bytes) -> Reading:
+        """Every digit in an encoded picture (PNG, JPEG …); ImageError when it is unusable."""
+        return self.read_image(open_image(data))
+
+    def read_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[FileReading]:
+        """A FileReading per picture, in order: a folder stands for the pictures in it."""
+        pending, pending_digits = [], 0
+        for loaded in _loaded_inputs([Path(path) for path in paths]):
+            pending.append(loaded)
+            pending_digits += len(loaded[1] or ())
+            if pending_digits >= BATCH_DIGITS:
+                yield from self._read_batch(pending)
+                pending, pending_digits = [], 0
+        yield from self._read_batch(pending)
+
+    def read_digit_images(self, pictures: list[list[DigitImage]]) -> list[Reading]:
+        """The Readings of many pictures' digits (from find_digits), batched through the model."""
+        images = [digit.pixels for digits in pictures for digit in digits]
+        probabilities = (
+            self.classifier.probabilities(np.stack(images)) if images else np.empty((0, CLASSES))
+        )
+        readings, start = [], 0
+        for digits in pictures:
+            readings.append(reading_from(digits, probabilities[start : start + len(digits)]))
+            start += len(digits)
+        return readings
+
+    def _read_batch(self, pending: list) -> Iterator[FileReading]:
+        readable = [digits for _, digits, error in pending if error is None]
+        readings = iter(self.read_digit_images(readable))
+        for path, _, error in pending:
+            yield FileReading(path, next(readings) if error is None else None, error)
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OSError as a user-facing phrase, e.g. "no such file or directory"."""
+    reason = error.strerror or str(error)
+    return reason[:1].lower() + reason[1:]
+
+
+def picture_files(path: Path) -> list[tuple[Path, str | None]]:
+    """The inputs an argument stands for, as (path, error): a folder's pictures, or itself."""
+    if not path.is_dir():
+        return [(path, None)]
+    try:
+        entries = sorted(os.scandir(path), key=lambda entry: entry.name)
+    except OSError as error:
+        return [(path, describe_os_error(error))]
+    pictures = [
+        Path(entry.path)
+        for entry in entries
+        if not entry.name.startswith(".")
+        and os.path.splitext(entry.name)[1].lower() in PICTURE_SUFFIXES
+        and entry.is_file()
+    ]
+    if not pictures:
+        return [(path, "a folder without picture files")]
+    return [(picture, None) for picture in pictures]
+
+
+def _loaded_inputs(paths: list[Path]):
+    """(path, its DigitImages or None, error or None) of every input, in order. Finding the digits
+    in a picture is the slow part, so many pictures are shared out to worker processes."""
+    inputs = [item for path in paths for item in picture_files(path)]
+    workers = min(len(inputs) // PICTURES_PER_WORKER, usable_cores())
+    if workers < 2:
+        yield from map(_load_input, inputs)
+        return
+    import multiprocessing
+
+    with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
+        yield from pool.imap(_load_input, inputs, chunksize=8)
+
+
+def _ignore_interrupts() -> None:
+    """In worker processes: Ctrl-C is the main process's to handle (it stops the workers)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _load_input(item: tuple[Path, str | None]) -> tuple[Path, list | None, str | None]:
+    path, error = item
+    if error is not None:
+        return path, None, error
+    try:
+        return path, _digits_in_file(path), None
+    except ImageError as error:
+        return path, None, str(error)
+    except OSError as error:
+        return path, None, describe_os_error(error)
+    except Exception as error:  # one odd file must not stop the others
+        first_line = (str(error).splitlines() or [""])[0]
+        return path, None, f"could not be read ({type(error).__name__}: {first_line})"
+
+
+def _digits_in_file(path: Path) -> list[DigitImage]:
+    """The digits in one picture file; raises ImageError or OSError when it cannot be read."""
+    # Library warnings (e.g. Pillow on an odd TIFF tag) would print two lines of Python on
+    # standard error; a picture that cannot be used raises instead. open_image still turns
+    # Pillow's decompression-bomb warning into an error: its own filter comes first.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with open(path, "rb") as file:
+            image = open_image(_picture_source(file))
+        return find_digits(image)
+
+
+def _picture_source(file):
+    """What open_image reads: a regular file itself, or the bytes of a pipe or device, at most
+    STREAM_LIMIT_BYTES of them; raises ImageError for an empty file or a longer stream."""
+    status = os.fstat(file.fileno())
+    if stat.S_ISREG(status.st_mode):
+        if status.st_size == 0:
+            raise ImageError("an empty file (0 bytes)")
+        return file
+    data = file.read(STREAM_LIMIT_BYTES + 1)
+    if len(data) > STREAM_LIMIT_BYTES:
+        limit = STREAM_LIMIT_BYTES // 2**20
+        raise ImageError(f"more than {limit} MB from a pipe or device; save it to a file first")
+    if not data:
+        raise ImageError("nothing came from the pipe or device (0 bytes)")
+    return data

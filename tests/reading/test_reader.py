@@ -1,0 +1,33 @@
+"""The reading API: batching many pictures' digits through the network."""
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from digits.reading.keras_file import Classifier
+from digits.reading.reader import Reader
+from tests.reading.model_files import dense_model
+
+TOLERANCE = 1e-4  # max abs difference allowed between our probabilities and Keras's
+
+
+def test_read_digit_images_answers_each_picture_in_one_batch(tmp_path):
+    classifier = Classifier.load(dense_model(tmp_path / "dense.h5")[0])
+    rng = np.random.default_rng(3)
+    pictures = [
+        [SimpleNamespace(pixels=rng.random((28, 28), dtype=np.float32), box=(i, 0, i + 1, 1))]
+        * count
+        for i, count in enumerate([2, 0, 3])
+    ]
+    readings = Reader(classifier).read_digit_images(pictures)
+
+    assert [len(reading.digits) for reading in readings] == [2, 0, 3]
+    for picture, reading in zip(pictures, readings, strict=True):
+        for digit_image, digit in zip(picture, reading.digits, strict=True):
+            expected = classifier.probabilities(digit_image.pixels[None])[0]
+            np.testing.assert_allclose(digit.probabilities, expected, atol=1e-7)
+            assert digit.digit == int(np.argmax(expected))
+            assert digit.box == digit_image.box
+
+
+# --- against Keras itself (imports TensorFlow, once for the module) ---
