@@ -43,6 +43,19 @@ def benchmark_data(settings):
     return config, (x_train, y_train), (x_test[:test_subset], y_test[:test_subset])
 
 
+def train_both(settings, monitor_options=None):
+    """The reference, then ours, on the same data, each watched by a TestAccuracyMonitor built
+    with `monitor_options`; (reference Outcome, ours Outcome, our config, test image count)."""
+    config, mnist_train, test = benchmark_data(settings)
+    options = monitor_options or {}
+    reference = train_reference(
+        config, mnist_train, test, TestAccuracyMonitor(test, **options),
+        epochs=settings["epochs"] or REFERENCE["epochs"],
+    )
+    ours = train_ours(config, mnist_train, test, TestAccuracyMonitor(test, **options))
+    return reference, ours, config, len(test[0])
+
+
 def test_accuracy(model, images, labels):
     """Share of `images` (uint8) that `model` classifies as `labels`."""
     probabilities = model.predict(

@@ -41,23 +41,10 @@ def build_parser():
 
 def run(settings):
     """Train the reference, then ours, each until the target; return their Outcomes."""
-    from bench.contenders import (
-        REFERENCE,
-        TestAccuracyMonitor,
-        benchmark_data,
-        train_ours,
-        train_reference,
-    )
+    from bench.contenders import train_both
 
-    config, mnist_train, test = benchmark_data(settings)
-
-    def monitor():
-        return TestAccuracyMonitor(test, settings["checks_per_epoch"], stop_at=settings["target"])
-
-    reference = train_reference(
-        config, mnist_train, test, monitor(), epochs=settings["epochs"] or REFERENCE["epochs"]
-    )
-    ours = train_ours(config, mnist_train, test, monitor())
+    checks = {"checks_per_epoch": settings["checks_per_epoch"], "stop_at": settings["target"]}
+    reference, ours, config, _ = train_both(settings, checks)
     return reference, ours, config
 
 

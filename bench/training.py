@@ -38,25 +38,6 @@ def build_parser():
     return parser
 
 
-def run(settings):
-    """Train the reference, then ours; return their Outcomes."""
-    from bench.contenders import (
-        REFERENCE,
-        TestAccuracyMonitor,
-        benchmark_data,
-        train_ours,
-        train_reference,
-    )
-
-    config, mnist_train, test = benchmark_data(settings)
-    reference = train_reference(
-        config, mnist_train, test, TestAccuracyMonitor(test),
-        epochs=settings["epochs"] or REFERENCE["epochs"],
-    )
-    ours = train_ours(config, mnist_train, test, TestAccuracyMonitor(test))
-    return reference, ours, config, len(test[0])
-
-
 def table(reference, ours):
     best = f" (best {ours.details['best_epoch']})"
     rows = [
@@ -86,7 +67,9 @@ def draw(reference, ours, path):
 def main(argv=None):
     parser = build_parser()
     _, mode, output = parse(parser, argv)
-    reference, ours, config, test_size = run(mode.settings)
+    from bench.contenders import train_both
+
+    reference, ours, config, test_size = train_both(mode.settings)
     draw(reference, ours, output / FIGURE)
     results = {
         "reference": reference.to_json(),
