@@ -32,11 +32,11 @@ class HostNames:
     @classmethod
     def started_for(cls, host: str) -> "HostNames":
         """The names for a board started with --host `host`: its loopback names, `host` itself,
-        and when it listens on every address, this machine's own names and any IP address."""
+        and when it listens on every address, this machine's name and any IP address."""
         host = host.lower()
         if host in EVERY_ADDRESS:
-            machine = {socket.gethostname().lower(), socket.getfqdn().lower()}
-            return cls(LOOPBACK_NAMES | machine, any_address=True)
+            # Not the fully qualified name: finding it may wait on DNS at every start.
+            return cls(LOOPBACK_NAMES | {socket.gethostname().lower()}, any_address=True)
         return cls(LOOPBACK_NAMES | {host.strip("[]")}, any_address=False)
 
     def accept(self, host_header: str) -> bool:
