@@ -223,7 +223,9 @@ def record(name, mode, settings, results, table):
     """The JSON document of one run: what was measured, where, with what, and how to redo it."""
     return {
         "benchmark": name,
-        "command": shlex.join(["python", "-m", f"bench.{name}", *sys.argv[1:]]),
+        "command": shlex.join(
+            ["python", "-m", f"bench.{name}", *map(recorded_argument, sys.argv[1:])]
+        ),
         "mode": mode.name,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git": git_commit(),
@@ -257,6 +259,15 @@ def progress(message):
 def display_path(path):
     path = Path(path).resolve()
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def recorded_argument(argument):
+    """A command-line argument as a record stores it: an absolute path (also after `--option=`)
+    as recorded_path gives it."""
+    option, equals, value = argument.rpartition("=")
+    if os.path.isabs(value):
+        return f"{option}{equals}{recorded_path(value)}"
+    return argument
 
 
 def recorded_path(path):

@@ -245,6 +245,12 @@ def test_absolute_paths_are_found():
 def test_a_record_names_files_outside_the_repository_by_name_alone(tmp_path):
     assert common.recorded_path(common.REPO / "bestmodel.h5") == "bestmodel.h5"
     assert common.recorded_path(tmp_path / "m.h5") == "(outside the repository)/m.h5"
+    arguments = ["--output", str(tmp_path / "out"), f"--model={common.REPO / 'bestmodel.h5'}"]
+    assert [common.recorded_argument(argument) for argument in arguments] == [
+        "--output",
+        "(outside the repository)/out",
+        "--model=bestmodel.h5",
+    ]
 
 
 # --- helpers ------------------------------------------------------------------------------------
