@@ -27,10 +27,10 @@ from digits.reading import ImageError, Reader
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DRAWING_NAME = "drawing"  # the `file` field of a reading when the browser sends no file name
-# Pictures decoded and read at the same time. A picture of 40 megapixels (the most open_image
-# takes) holds 160 MB while it is decoded, and every server thread would decode at once; the
-# CPU is no faster for more. Other requests wait up to READ_WAIT_S for a turn, then are told to
-# come back (503 with Retry-After) instead of piling up.
+# Pictures decoded and read at the same time. Reading a picture of 40 megapixels (the most
+# open_image takes) needs about 300 MB (measured), and every server thread would decode at once;
+# the CPU is no faster for more. Other requests wait up to READ_WAIT_S for a turn, then are told
+# to come back (503 with Retry-After) instead of piling up.
 READS_IN_FLIGHT = 2
 READ_WAIT_S = 2.0
 RETRY_AFTER_S = 1
