@@ -157,4 +157,3 @@ def test_many_largest_uploads_at_once_all_get_answers_in_bounded_memory(committe
         assert json.loads(answer)["prediction"] == ""  # decoded whole: a blank picture
     peak = peak_memory_report(report)[0] * 1024
     assert peak < MEMORY_BOUND, f"the board peaked at {peak / 2**30:.2f} GiB"
-
