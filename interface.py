@@ -27,8 +27,9 @@ Exit status:
        too large, a folder without pictures ...); the other inputs were still answered.
        Also: --serve could not listen on the host and port.
   2    usage error; the model file is missing, damaged, refused (a layer that is not plain
-       Keras, such as Lambda) or of the wrong shape; the --save-preprocessed folder
-       cannot be made; or a package that reading needs is not installed
+       Keras, such as Lambda, or data kept in another file) or of the wrong shape; the
+       --save-preprocessed folder cannot be made; or a package that reading needs is not
+       installed
   3    no digit was found in some input (and no input failed)
   130  interrupted (Ctrl-C); also how --serve ends
   141  standard output was closed early (e.g. `| head`); nothing is printed about it

@@ -8,6 +8,7 @@ file cache as a user's second run would find it. Reported: median, min/max and q
     python -m bench.cold_start
 """
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from bench.common import (
     parser_for,
     progress,
     ratio,
+    recorded_path,
     run_child,
     spread,
     times,
@@ -30,6 +32,7 @@ from bench.common import (
 )
 
 NAME = "cold_start"
+TEST_DIGIT_IMAGE = "MNIST test digit 0 (a 7), inverted, 28×28 PNG"
 FULL = dict(runs=9, warmups=1)
 QUICK = dict(runs=5, warmups=1)
 DRY_RUN = dict(runs=1, warmups=0)
@@ -78,7 +81,13 @@ def measure(model, image, runs, warmups):
         child = run_child(to_run[program], program)
         samples[program].append(child.seconds)
         outputs.setdefault(program, child.stdout.strip())
-    return samples, outputs
+    return samples, {program: without_folder(text, image) for program, text in outputs.items()}
+
+
+def without_folder(output, image):
+    """A program's output with the picture's folder left out (`image.png: 7 (100.0%)`), so that
+    the record holds no folder of the machine it ran on."""
+    return output.replace(f"{Path(image).parent}{os.sep}", "")
 
 
 def table(stats):
@@ -108,8 +117,8 @@ def main(argv=None):
         **stats,
         "ratio": ratio(stats["tutorial"]["median"], stats["interface"]["median"]),
         "outputs": outputs,
-        "model": str(args.model),
-        "image": str(args.image) if args.image else "MNIST test digit 0, inverted, 28×28 PNG",
+        "model": recorded_path(args.model),
+        "image": recorded_path(args.image) if args.image else TEST_DIGIT_IMAGE,
     }
     finish(NAME, mode, output, results, table(stats))
 

@@ -35,6 +35,7 @@ REPO = REPOSITORY
 RESULTS = REPO / "bench" / "results"
 INTERFACE = REPO / "interface.py"
 TUTORIAL = REPO / "bench" / "tutorial_predict.py"
+OUTSIDE_REPOSITORY = "(outside the repository)"
 VERSIONED = {
     "python": None,
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
@@ -110,7 +111,7 @@ LABELS = {"reference": "Keras example (reference)", "ours": "ours (notebook)"}
 def config_record(config):
     """The training settings of a run, as JSON (the model path relative to the repository)."""
     record = dataclasses.asdict(config)
-    record["model_path"] = display_path(config.model_path)
+    record["model_path"] = recorded_path(config.model_path)
     return record
 
 
@@ -222,7 +223,9 @@ def record(name, mode, settings, results, table):
     """The JSON document of one run: what was measured, where, with what, and how to redo it."""
     return {
         "benchmark": name,
-        "command": shlex.join(["python", "-m", f"bench.{name}", *sys.argv[1:]]),
+        "command": shlex.join(
+            ["python", "-m", f"bench.{name}", *map(recorded_argument, sys.argv[1:])]
+        ),
         "mode": mode.name,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git": git_commit(),
@@ -256,6 +259,24 @@ def progress(message):
 def display_path(path):
     path = Path(path).resolve()
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def recorded_argument(argument):
+    """A command-line argument as a record stores it: an absolute path (also after `--option=`)
+    as recorded_path gives it."""
+    option, equals, value = argument.rpartition("=")
+    if os.path.isabs(value):
+        return f"{option}{equals}{recorded_path(value)}"
+    return argument
+
+
+def recorded_path(path):
+    """A path as a record stores it: relative to the repository, or, for a file elsewhere, its
+    name alone, so that no record holds the folders of the machine it ran on."""
+    path = Path(path).resolve()
+    if path.is_relative_to(REPO):
+        return path.relative_to(REPO).as_posix()
+    return f"{OUTSIDE_REPOSITORY}/{path.name}"
 
 
 # --- tables and numbers -------------------------------------------------------------------------

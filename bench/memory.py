@@ -28,6 +28,7 @@ from bench.common import (
     plural,
     progress,
     ratio,
+    recorded_path,
     run_child,
     times,
     tutorial_command,
@@ -115,7 +116,7 @@ def main(argv=None):
                                 training["reference"]["peak_rss_mib"]),
         "cli": cli,
         "cli_ratio": ratio(cli["interface"]["median_mib"], cli["tutorial"]["median_mib"]),
-        "model": str(args.model),
+        "model": recorded_path(args.model),
         "method": "peak RSS of each child process, from os.wait4 when it exits",
     }
     finish(NAME, mode, output, results, table(training, cli, settings))

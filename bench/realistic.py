@@ -22,6 +22,7 @@ from bench.common import (
     parser_for,
     percent,
     progress,
+    recorded_path,
 )
 from digits.reading import Reader
 from digits.synthetic.pictures import realistic_samples
@@ -93,7 +94,7 @@ def main(argv=None):
     ours = score(samples, [reader.read_image(picture).prediction for picture, _ in samples])
     tutorial = score(samples, [tutorial_reading(reader.classifier, picture)
                                for picture, _ in samples])
-    results = {"ours": ours, "tutorial": tutorial, "model": str(args.model)}
+    results = {"ours": ours, "tutorial": tutorial, "model": recorded_path(args.model)}
     finish(NAME, mode, output, results, table(ours, tutorial))
 
 

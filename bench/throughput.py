@@ -31,6 +31,7 @@ from bench.common import (
     percent,
     progress,
     ratio,
+    recorded_path,
     run_child,
     times,
     write_paper_digits,
@@ -156,7 +157,7 @@ def main(argv=None):
     api_count = mode.settings["api_images"]
     api = api_throughput(args.model, images[:api_count], labels[:api_count],
                          mode.settings["repeats"])
-    results = {"cli": cli, "api": api, "model": str(args.model)}
+    results = {"cli": cli, "api": api, "model": recorded_path(args.model)}
     finish(NAME, mode, output, results, table(cli, api))
 
 

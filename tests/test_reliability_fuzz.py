@@ -38,6 +38,7 @@ FUZZ = settings(
 MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"]
 CONTENTS = ["noise", "flat", "gradient", "blocks", "strokes", "extremes"]
 CANONICAL_MODES = {"L", "LA", "RGB", "RGBA"}
+MAX_SIDE = 300  # pictures are 1×1 to MAX_SIDE×MAX_SIDE
 # Formats that store each mode as it is (JPEG only for its own modes).
 FORMATS = {
     "1": ["PNG", "BMP", "TIFF"],
@@ -140,7 +141,7 @@ def picture_of(mode: str, width: int, height: int, content: str, seed: int) -> I
 @st.composite
 def pictures(draw):
     mode = draw(st.sampled_from(MODES))
-    width, height = draw(st.integers(1, 300)), draw(st.integers(1, 300))
+    width, height = draw(st.integers(1, MAX_SIDE)), draw(st.integers(1, MAX_SIDE))
     content = draw(st.sampled_from(CONTENTS))
     seed = draw(st.integers(0, 2**32 - 1))
     picture = picture_of(mode, width, height, content, seed)

@@ -7,13 +7,15 @@ damaged files, a Keras-built Lambda that Keras itself would run) and tests/test_
 command line's for a missing, non-HDF5, truncated, dummy-Lambda and wrong-input file; this adds
 what neither covers: a Lambda whose stored code is live (it would create a file), the wrong
 number of outputs, a model_config nested deeply enough to exhaust a recursive parser, non-finite
-weights, and a bad default model beside a copy of interface.py.
+weights, a bad default model beside a copy of interface.py, and files that point outside
+themselves (tests/reading/hostile_files.py), whose other file is shown never to be opened.
 """
 
 import base64
 import json
 import marshal
 import os
+import re
 import shutil
 import types
 from pathlib import Path
@@ -22,7 +24,8 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.test_reliability_inputs import error_lines, number, random_model, run_cli
+from tests.reading.hostile_files import REACHING_OUT, unread_hostile_dataset, watched_fifo
+from tests.test_reliability_inputs import EXIT_OK, error_lines, number, random_model, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_USAGE = 2
@@ -176,3 +179,24 @@ def test_a_bad_default_bestmodel_is_refused(picture, interface_copy, tmp_path, m
     outcome = run_cli(picture, "seven.png", model=None, interface=interface_copy / "interface.py")
     assert_refused(outcome, str(default), message)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(("make", "refusal"), REACHING_OUT.values(), ids=REACHING_OUT)
+def test_a_model_pointing_outside_itself_is_refused_and_the_other_file_never_opened(
+    picture, tmp_path, make, refusal
+):
+    model = make(tmp_path / "model.h5", tmp_path / "target")
+    with watched_fifo(tmp_path / "target") as opened:
+        outcome = run_cli(picture, "seven.png", model=model)
+    assert opened == []
+    assert_refused(outcome, str(model), "refused: ")
+    assert re.search(refusal, error_lines(outcome.stderr)[str(model)])
+
+
+def test_a_pointer_outside_the_file_that_no_layer_needs_is_never_followed(picture, tmp_path):
+    model = unread_hostile_dataset(tmp_path / "model.h5", tmp_path / "target")
+    with watched_fifo(tmp_path / "target") as opened:
+        outcome = run_cli(picture, "seven.png", model=model)
+    assert opened == []
+    assert outcome.status == EXIT_OK, outcome
+    assert outcome.stdout.startswith("seven.png: ")

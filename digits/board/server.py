@@ -6,22 +6,34 @@ picture bytes to `POST /api/read`, which reads them through the same `digits.rea
 the command line and answers with `Reading.to_json` plus the 28×28 images the model saw, as PNG
 data URLs.
 
-The reader is read-only, so one instance serves all the server's threads.
+The reader is read-only, so one instance serves all the server's threads. It answers only to the
+Host names it was started for and refuses other sites' pages (digits/board/guards.py), and it
+reads at most READS_IN_FLIGHT pictures at once.
 """
 
 import base64
+import contextlib
 import socket
 import sys
+import threading
 from urllib.parse import unquote
 
 from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from digits.board.guards import HostNames, is_cross_site, is_loopback
 from digits.reading import ImageError, Reader
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DRAWING_NAME = "drawing"  # the `file` field of a reading when the browser sends no file name
+# Pictures decoded and read at the same time. Reading a picture of 40 megapixels (the most
+# open_image takes) needs about 300 MB (measured), and every server thread would decode at once;
+# the CPU is no faster for more. Other requests wait up to READ_WAIT_S for a turn, then are told
+# to come back (503 with Retry-After) instead of piling up.
+READS_IN_FLIGHT = 2
+READ_WAIT_S = 2.0
+RETRY_AFTER_S = 1
 
 # Browsers may only load what the page itself serves; images also from data: and blob: URLs.
 CONTENT_SECURITY_POLICY = (
@@ -30,10 +42,24 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def create_app(reader: Reader) -> Flask:
-    """The drawing board's Flask app, reading with `reader`."""
+class Busy(Exception):
+    """Every reading turn stayed taken for READ_WAIT_S."""
+
+
+def create_app(reader: Reader, host: str = "127.0.0.1") -> Flask:
+    """The drawing board's Flask app, reading with `reader`, for a server started on `host`."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
+    host_names = HostNames.started_for(host)
+    turns = threading.BoundedSemaphore(READS_IN_FLIGHT)
+
+    @app.before_request
+    def refuse_other_sites():
+        if not host_names.accept(request.host):
+            return error_response("This board does not answer to that host name.", 400)
+        if request.method == "POST" and is_cross_site(request.headers, request.host_url[:-1]):
+            return error_response("Only the board's own page may send it pictures.", 403)
+        return None
 
     @app.get("/")
     def index():
@@ -45,7 +71,8 @@ def create_app(reader: Reader) -> Flask:
         if not body:
             return error_response("The request holds no picture.", 400)
         try:
-            reading = reader.read_bytes(body)
+            with reading_turn(turns):
+                reading = reader.read_bytes(body)
         except ImageError as error:
             return error_response(str(error), 422)
         answer = reading.to_json(sent_file_name())
@@ -56,6 +83,12 @@ def create_app(reader: Reader) -> Flask:
     def too_large(_error):
         limit_mb = MAX_UPLOAD_BYTES // (1024 * 1024)
         return error_response(f"The picture is larger than {limit_mb} MB.", 413)
+
+    @app.errorhandler(Busy)
+    def busy(_error):
+        response, status = error_response("The board is busy; try again in a moment.", 503)
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def http_error(error):
@@ -79,6 +112,17 @@ def create_app(reader: Reader) -> Flask:
 def error_response(message: str, status: int):
     """A JSON error the page can show as is."""
     return jsonify(error=message), status
+
+
+@contextlib.contextmanager
+def reading_turn(turns: threading.BoundedSemaphore):
+    """Hold one of the reading turns while the block runs; Busy when none comes free in time."""
+    if not turns.acquire(timeout=READ_WAIT_S):
+        raise Busy
+    try:
+        yield
+    finally:
+        turns.release()
 
 
 def request_body() -> bytes:
@@ -118,7 +162,7 @@ def make_board_server(reader: Reader, host: str = "127.0.0.1", port: int = 8000)
         return make_server(
             host,
             port,
-            create_app(reader),
+            create_app(reader, host),
             threaded=True,
             request_handler=ErrorsOnlyRequestHandler,
             fd=listening.fileno(),  # werkzeug duplicates the socket, so ours can close
@@ -151,5 +195,12 @@ def serve(reader: Reader, host: str = "127.0.0.1", port: int = 8000) -> bool:
         return False
     shown_host = f"[{host}]" if ":" in host else host
     print(f"Drawing board on http://{shown_host}:{server.port}/ — Ctrl-C to stop", flush=True)
+    if not is_loopback(server.socket.getsockname()[0]):
+        print(
+            f"Note: listening beyond this computer ({shown_host}): anyone who can reach port "
+            f"{server.port} on the network can send it pictures.",
+            file=sys.stderr,
+            flush=True,
+        )
     server.serve_forever()  # werkzeug returns quietly on Ctrl-C and closes the socket
     return True

@@ -4,8 +4,8 @@
 
 `Reader` (reader.py) is the one entry point every front end uses. The modules, in data order:
 images (opening files), ink (the ink map), segment (finding digits), mnist_style (the MNIST
-normalisation), keras_file (the safe model-file reader), engine (the numpy network), readings
-(results and their JSON shape).
+normalisation), keras_file (the safe model-file reader, with hdf5_safety: no pointer out of the
+file is followed), engine (the numpy network), readings (results and their JSON shape).
 """
 
 from digits.reading.engine import ModelError

@@ -50,6 +50,9 @@ def open_image(source) -> Image.Image:
         source = io.BytesIO(source)
     try:
         with warnings.catch_warnings():
+            # Pillow warns about damaged metadata it then skips (e.g. "Corrupt EXIF data"): the
+            # picture is read or refused on its own merits, without Python's lines on stderr.
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as opened:
                 return _decode(opened)

