@@ -90,17 +90,20 @@ class Linear:
 
 
 class Conv2D(Linear):
-    def __init__(self, kernel, bias, strides, out_size, pads):
+    """A 2-D convolution; its output size follows each input's (a string model takes any width)."""
+
+    def __init__(self, kernel, bias, strides, padding):
         kh, kw, channels, filters = kernel.shape
         super().__init__(kernel.reshape(kh * kw * channels, filters), bias)
-        self.window, self.strides, self.out_size, self.pads = (kh, kw), strides, out_size, pads
+        self.window, self.strides, self.padding = (kh, kw), strides, padding
 
     def __call__(self, x):
-        x = _pad(x, self.pads)
+        out_size, pads = geometry(x.shape[1:], self.window, self.strides, self.padding)
+        x = _pad(x, pads)
         # im2col: every patch as one row, in the kernel's (kh, kw, channels) order, so the whole
         # convolution is one matrix product (BLAS); copying contiguous slices builds it fastest.
         patches = np.concatenate(
-            list(_window_slices(x, self.window, self.strides, self.out_size)), axis=-1
+            list(_window_slices(x, self.window, self.strides, out_size)), axis=-1
         )
         return super().__call__(patches)
 
@@ -118,26 +121,25 @@ class Affine:
 class Pool:
     """MaxPooling2D or AveragePooling2D, as a maximum or sum over the window's strided views."""
 
-    def __init__(self, kind, window, strides, out_size, pads, in_shape):
-        self.kind, self.window, self.strides = kind, window, strides
-        self.out_size, self.pads = out_size, pads
-        if kind == "average":
-            # Keras averages over the window's part inside the image, so count those pixels once.
-            ones = np.ones((1, *in_shape[:2], 1), np.float32)
-            self.counts = self._sum(_pad(ones, pads))
+    def __init__(self, kind, window, strides, padding):
+        self.kind, self.window, self.strides, self.padding = kind, window, strides, padding
 
-    def _sum(self, padded):
-        slices = _window_slices(padded, self.window, self.strides, self.out_size)
+    def _sum(self, padded, out_size):
+        slices = _window_slices(padded, self.window, self.strides, out_size)
         total = next(slices).copy()
         for part in slices:
             total += part
         return total
 
     def __call__(self, x):
+        out_size, pads = geometry(x.shape[1:], self.window, self.strides, self.padding)
         if self.kind == "average":
-            return self._sum(_pad(x, self.pads)) / self.counts
-        padded = _pad(x, self.pads, -np.inf)
-        slices = _window_slices(padded, self.window, self.strides, self.out_size)
+            # Keras averages over the window's part inside the image, so count those pixels.
+            ones = np.ones((1, *x.shape[1:3], 1), np.float32)
+            counts = self._sum(_pad(ones, pads), out_size)
+            return self._sum(_pad(x, pads), out_size) / counts
+        padded = _pad(x, pads, -np.inf)
+        slices = _window_slices(padded, self.window, self.strides, out_size)
         peak = next(slices).copy()
         for part in slices:
             np.maximum(peak, part, out=peak)
@@ -200,7 +202,8 @@ def chunk_size(ops: list, input_shape: tuple) -> int:
     largest = x.nbytes
     for op in ops:
         if isinstance(op, Conv2D):
-            largest = max(largest, math.prod(op.out_size) * op.kernel.shape[0] * 4)
+            out_size, _ = geometry(x.shape[1:], op.window, op.strides, op.padding)
+            largest = max(largest, math.prod(out_size) * op.kernel.shape[0] * 4)
         x = op(x)
         largest = max(largest, x.nbytes)
     return int(np.clip(WORKING_MEMORY // largest, 1, MAX_CHUNK))
@@ -208,7 +211,8 @@ def chunk_size(ops: list, input_shape: tuple) -> int:
 
 
 class Network:
-    """A chain of operations and the per-example input shape it takes.
+    """A chain of operations and the per-example input shape it takes (None: any size there,
+    as a string model's width).
 
     Read-only once built, so threads may share it.
     """
@@ -216,14 +220,18 @@ class Network:
     def __init__(self, ops: list, input_shape: tuple):
         self.ops = fold_batch_normalization(ops)
         self.input_shape = input_shape
-        self.chunk = chunk_size(self.ops, input_shape)  # examples per pass, to bound the memory
+        self._chunks = {}  # examples per pass, by input shape: bounds the working memory
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """The outputs for a batch of shape (N, *input_shape), computed chunk by chunk."""
+        shape = batch.shape[1:]
+        if shape not in self._chunks:
+            self._chunks[shape] = chunk_size(self.ops, shape)
+        chunk = self._chunks[shape]
         outputs = []
-        for start in range(0, len(batch), self.chunk):
+        for start in range(0, len(batch), chunk):
             # astype copies: the ops may work in place, but never in the caller's array
-            x = batch[start : start + self.chunk].astype(np.float32)
+            x = batch[start : start + chunk].astype(np.float32)
             for op in self.ops:
                 x = op(x)
             outputs.append(x)

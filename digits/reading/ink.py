@@ -1,7 +1,8 @@
 """The ink of a picture: a float map where 1 is ink and 0 is paper, whatever the picture.
 
 Transparency, colour, polarity (dark ink on light paper or light chalk on a dark board), uneven
-lighting, shadows, paper texture and a sheet photographed on a table are all normalised away.
+lighting, shadows, paper texture, a sheet photographed on a table and printed lines (box frames,
+ruled and squared paper: digits.reading.printing) are all normalised away.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from PIL import Image
 from scipy import ndimage
 
 from digits.reading.images import canonical
+from digits.reading.printing.remove import remove_printing
 
 # Ink must stand out from the background by at least this much (fraction of
 # full scale, after smoothing) and by this many noise deviations to count.
@@ -59,7 +61,9 @@ def analyse(image: Image.Image) -> Ink:
         channels = [_outside_filled(channel, paper) for channel in channels]
         luminance = _outside_filled(luminance, paper)
     dark_ink = _ink_is_dark(luminance)
-    return _normalise(_contrast(channels, dark_ink))
+    # Printed lines (box frames, ruled and squared paper) come out before normalising: a dense
+    # grid would otherwise count as the paper's noise and raise the ink level above faint digits.
+    return _normalise(remove_printing(_contrast(channels, dark_ink)))
 
 
 def _sheet_of_paper(luminance: np.ndarray) -> np.ndarray | None:

@@ -20,6 +20,7 @@ is a single chain; activations linear, relu, sigmoid, tanh and softmax.
 
 import json
 import math
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -40,13 +41,28 @@ from digits.reading.engine import (
 )
 from digits.reading.hdf5_safety import SealedFile
 
-INPUT_SHAPES = ((28, 28, 1), (28, 28))
 CLASSES = 10
-NEEDED = "this program needs 28×28×1 → 10"
-
 IDENTITY_LAYERS = {"Dropout", "SpatialDropout2D", "GaussianNoise"}
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32; a digit model has well under a million
 MAX_VALUES_PER_IMAGE = 20_000_000  # the largest array one image may need on its way through
+# A size the model leaves open (a string model's width) counts as this many pixels in the checks.
+NOMINAL_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a model file must be for its use: the input shapes it may declare, its output."""
+
+    inputs: tuple[tuple, ...]  # None: any size along that axis
+    output: tuple
+    needed: str  # the user-facing phrase naming the contract
+
+
+DIGIT_MODEL = Contract(((28, 28, 1), (28, 28)), (CLASSES,), "this program needs 28×28×1 → 10")
+# The string model reads a line of any width, one frame per 4 columns: ten digits and the blank.
+STRING_MODEL = Contract(
+    ((28, None, 1),), (1, None, CLASSES + 1), "a string model needs 28×any×1 → 1×any×11"
+)
 
 
 # --- reading the file: the layer list, its whitelist, the weights ---
@@ -118,6 +134,19 @@ class _Weights:
         return values
 
 
+def _sliding(shape, window, strides, padding) -> tuple:
+    """Output height and width of a sliding window over `shape`; an open size stays open."""
+    known = tuple(NOMINAL_SIZE if size is None else size for size in shape[:2])
+    out_size, _ = geometry(known, window, strides, padding)
+    sizes = zip(shape[:2], out_size, strict=True)
+    return tuple(None if size is None else out for size, out in sizes)
+
+
+def _values(shape) -> int:
+    """How many values an array of `shape` holds, an open size counted as NOMINAL_SIZE."""
+    return math.prod(NOMINAL_SIZE if size is None else size for size in shape)
+
+
 def _bias(config: dict, weights: _Weights, size: int) -> np.ndarray:
     if config.get("use_bias", True):
         return weights.read("bias", (size,))
@@ -136,13 +165,13 @@ def _conv2d(config, weights, shape):
     window = _config_ints(config.get("kernel_size"), 2, "kernel_size")
     strides = _config_ints(config.get("strides", 1), 2, "strides")
     padding = _config_choice(config, "padding", ("same", "valid"), "valid")
-    out_size, pads = geometry(shape, window, strides, padding)
-    if math.prod(out_size) * math.prod(window) * shape[2] > MAX_VALUES_PER_IMAGE:
+    out_size = _sliding(shape, window, strides, padding)
+    if _values(out_size) * math.prod(window) * shape[2] > MAX_VALUES_PER_IMAGE:
         raise ModelError(
             f"refused: Conv2D {config.get('name')!r} is far too large for a digit classifier"
         )
     kernel = weights.read("kernel", (*window, shape[2], filters))
-    conv = Conv2D(kernel, _bias(config, weights, filters), strides, out_size, pads)
+    conv = Conv2D(kernel, _bias(config, weights, filters), strides, padding)
     return [conv, *_activation(config)], (*out_size, filters)
 
 
@@ -186,8 +215,8 @@ def _pooling(kind):
         window = _config_ints(config.get("pool_size", 2), 2, "pool_size")
         strides = _config_ints(config.get("strides") or window, 2, "strides")
         padding = _config_choice(config, "padding", ("same", "valid"), "valid")
-        out_size, pads = geometry(shape, window, strides, padding)
-        return [Pool(kind, window, strides, out_size, pads, shape)], (*out_size, shape[2])
+        out_size = _sliding(shape, window, strides, padding)
+        return [Pool(kind, window, strides, padding)], (*out_size, shape[2])
 
     return build
 
@@ -208,6 +237,8 @@ def _relu_layer(config, _weights, shape):
 
 def _flatten(config, _weights, shape):
     _config_choice(config, "data_format", ("channels_last", None), "channels_last")
+    if None in shape:
+        raise ModelError(f"Flatten {config.get('name')!r} needs an input of fixed size")
     return [Flatten()], (math.prod(shape),)
 
 
@@ -374,13 +405,13 @@ def _shape_text(shape) -> str:
     return "×".join("?" if size is None else str(size) for size in shape)
 
 
-def _build(file: h5py.File) -> tuple[list, tuple]:
-    """The network's operations and the input shape it declares."""
+def _build(file: h5py.File, contract: Contract) -> tuple[list, tuple]:
+    """The network's operations and the input shape it declares, checked against `contract`."""
     layers, config = _layer_list(_read_model_config(file))
     sealed = SealedFile(file)
     input_shape = shape = _input_shape(layers, config)
-    if shape not in INPUT_SHAPES:
-        raise ModelError(f"model expects input {_shape_text(shape)}; {NEEDED}")
+    if shape not in contract.inputs:
+        raise ModelError(f"model expects input {_shape_text(shape)}; {contract.needed}")
     ops, parameters, ends_in_softmax = [], 0, False
     for entry in layers:
         if entry["class_name"] == "InputLayer":
@@ -388,16 +419,39 @@ def _build(file: h5py.File) -> tuple[list, tuple]:
         weights = _Weights(sealed, _layer_name(entry))
         new_ops, shape = LAYER_BUILDERS[entry["class_name"]](entry["config"], weights, shape)
         parameters += sum(op.kernel.size for op in new_ops if isinstance(op, Linear))
-        if parameters > MAX_PARAMETERS or math.prod(shape) > MAX_VALUES_PER_IMAGE:
+        if parameters > MAX_PARAMETERS or _values(shape) > MAX_VALUES_PER_IMAGE:
             raise ModelError("refused: the model is far too large for a digit classifier")
         if new_ops:
             ends_in_softmax = getattr(new_ops[-1], "name", None) == "softmax"
         ops += new_ops
-    if shape != (CLASSES,):
-        raise ModelError(f"model gives {_shape_text(shape)} outputs; {NEEDED}")
+    if shape != contract.output:
+        raise ModelError(f"model gives {_shape_text(shape)} outputs; {contract.needed}")
     if not ends_in_softmax:
-        raise ModelError(f"model's outputs are not probabilities (no softmax at the end); {NEEDED}")
+        raise ModelError(
+            f"model's outputs are not probabilities (no softmax at the end); {contract.needed}"
+        )
     return ops, input_shape
+
+
+def load_network(path, contract: Contract = DIGIT_MODEL) -> Network:
+    """The network in the model file `path`, checked against `contract`; ModelError (one line)
+    when the file is missing, corrupt or refused."""
+    try:
+        with h5py.File(path, "r") as file:
+            ops, input_shape = _build(file, contract)
+    except ModelError:
+        raise
+    except FileNotFoundError:
+        raise ModelError("no such model file") from None
+    except IsADirectoryError:
+        raise ModelError("is a folder, not a model file") from None
+    except PermissionError:
+        raise ModelError("permission denied") from None
+    except OSError as error:
+        raise ModelError(_unreadable_reason(error)) from None
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
+        raise ModelError(f"the model file is damaged ({type(error).__name__})") from None
+    return Network(ops, input_shape)
 
 
 class Classifier:
@@ -409,27 +463,12 @@ class Classifier:
     @classmethod
     def load(cls, path) -> "Classifier":
         """The model in `path`; ModelError (one line) when it is missing, corrupt or refused."""
-        try:
-            with h5py.File(path, "r") as file:
-                ops, input_shape = _build(file)
-        except ModelError:
-            raise
-        except FileNotFoundError:
-            raise ModelError("no such model file") from None
-        except IsADirectoryError:
-            raise ModelError("is a folder, not a model file") from None
-        except PermissionError:
-            raise ModelError("permission denied") from None
-        except OSError as error:
-            raise ModelError(_unreadable_reason(error)) from None
-        except (KeyError, ValueError, TypeError, AttributeError) as error:
-            raise ModelError(f"the model file is damaged ({type(error).__name__})") from None
-        return cls(Network(ops, input_shape))
+        return cls(load_network(path, DIGIT_MODEL))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) or (N, 28, 28, 1) images, floats in [0, 1] → (N, 10) float32 probabilities"""
         images = np.asarray(images)
-        if images.shape[1:] not in INPUT_SHAPES:
+        if images.shape[1:] not in DIGIT_MODEL.inputs:
             raise ValueError(
                 f"expected images of shape (N, 28, 28) or (N, 28, 28, 1), got {images.shape}"
             )

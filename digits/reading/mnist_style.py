@@ -1,13 +1,16 @@
-"""One digit's ink made the way MNIST digits were made, so an MNIST-trained model can read it.
+"""Ink made the way MNIST digits were made, so that models trained on MNIST can read it.
 
 MNIST digits are light ink on black, size-normalised into a 20×20 box keeping their aspect ratio,
 anti-aliased, then centred by centre of mass in a 28×28 field. `to_mnist` does the same to a
-digit cut out of a user's picture, and also brings its stroke width towards MNIST's.
+digit cut out of a user's picture, and also brings its stroke width towards MNIST's. `to_line`
+does it to a row of digits for the string model: the same steps, but the row's *height* is fitted
+to the 20-px box, so every digit keeps MNIST's scale whatever the number's length.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -25,6 +28,27 @@ CENTRE = 14.0
 MNIST_STROKE = 2.3
 # to_mnist works at this multiple of the 20-px box before the final reduction.
 WORK_FACTOR = 4
+# Blank columns left and right of a line's ink: the string model's outer frames see empty paper,
+# as MNIST's 4-px border does for the digit model.
+LINE_MARGIN = 4
+# The string model emits one frame per FRAME_STRIDE columns; a line's width is a multiple of it.
+FRAME_STRIDE = 4
+# The widest line: 6 well-spaced wide digits fit with room to spare (about 30 px each). Wider ink
+# is shrunk to fit, so that the work per line stays bounded.
+MAX_LINE_WIDTH = 256
+
+
+@dataclass(frozen=True)
+class LineGeometry:
+    """How a line's columns map back to its ink's: ink_x = x0 + (line_x - left) / scale."""
+
+    x0: float  # first ink column of the crop
+    left: float  # line column where that ink column lands
+    scale: float  # line pixels per ink pixel
+
+    def to_ink(self, line_x: float) -> float:
+        return self.x0 + (line_x - self.left) / self.scale
+
 
 def to_mnist(ink: np.ndarray) -> np.ndarray:
     """One digit's ink (HxW, values in [0, 1], 1 = ink) → MNIST-style (28, 28) float32.
@@ -39,9 +63,10 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     peak = float(values.max())
     if peak <= 0:
         return np.zeros((FIELD, FIELD), np.float32)
-    work = _fit(_crop_to_ink(values / peak), BOX * WORK_FACTOR)
+    side = BOX * WORK_FACTOR
+    work = _fit(_crop_to_ink(values / peak), side, side)
     work = _normalise_stroke(work, MNIST_STROKE * WORK_FACTOR)
-    digit = _fit(_crop_to_ink(work), BOX)
+    digit = _fit(_crop_to_ink(work), BOX, BOX)
     field = _centre_by_mass(digit)
     top = float(field.max())
     return field / top if top > 0 else field
@@ -69,12 +94,15 @@ def _crop_to_ink(values: np.ndarray) -> np.ndarray:
     return values[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
-def _fit(values: np.ndarray, side: int) -> np.ndarray:
-    """Resize so the longer side is `side`, keeping aspect (area-averaging down)."""
-    height, width = values.shape
-    scale = side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if size == (width, height):
+def _fit(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize to fit a height × width box keeping the aspect ratio (area-averaging down)."""
+    rows, columns = values.shape
+    scale = min(height / rows, width / columns)
+    size = (
+        max(1, min(width, round(columns * scale))),
+        max(1, min(height, round(rows * scale))),
+    )
+    if size == (columns, rows):
         return values
     method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
     resized = Image.fromarray(np.ascontiguousarray(values, np.float32), "F").resize(size, method)
@@ -135,3 +163,42 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
         field[y0:y1, x0:x1] = digit[y0 - top : y1 - top, x0 - left : x1 - left]
     return np.clip(field, 0, 1)
 
+
+
+def to_line(ink: np.ndarray) -> tuple[np.ndarray, LineGeometry]:
+    """A row of ink holding one or more digits → (float32 (28, W) line, its geometry).
+
+    Crops to the ink, normalises the stroke width towards MNIST's, scales the height to 20 px
+    keeping the aspect ratio (W at most MAX_LINE_WIDTH), puts the centre of mass on row 14,
+    leaves LINE_MARGIN blank columns each side (W a multiple of FRAME_STRIDE) and scales the
+    maximum to 1. The geometry maps the line's columns back to the ink's. No ink gives an empty
+    line. Raises ValueError like to_mnist.
+    """
+    values = _checked_ink(ink)
+    peak = float(values.max())
+    if peak <= 0:
+        return np.zeros((FIELD, 2 * LINE_MARGIN), np.float32), LineGeometry(0.0, float(LINE_MARGIN), 1.0)
+    values = values / peak
+    columns = np.flatnonzero((values > 0.1).any(axis=0))  # the ink as _crop_to_ink sees it
+    widest = MAX_LINE_WIDTH - 2 * LINE_MARGIN
+    work = _fit(_crop_to_ink(values), BOX * WORK_FACTOR, widest * WORK_FACTOR)
+    # Stroke normalisation may pad the work image (dilation), so measure the ink again after it.
+    work = _crop_to_ink(_normalise_stroke(work, MNIST_STROKE * WORK_FACTOR))
+    strip = _fit(work, BOX, widest)
+    line = _place_in_line(strip)
+    top = float(line.max())
+    line = line / top if top > 0 else line
+    ink_width = columns[-1] - columns[0] + 1
+    return line, LineGeometry(float(columns[0]), float(LINE_MARGIN), float(strip.shape[1] / ink_width))
+
+
+def _place_in_line(strip: np.ndarray) -> np.ndarray:
+    """The strip in 28 rows with its centre of mass on row 14, LINE_MARGIN columns each side."""
+    rows, columns = strip.shape
+    width = -(-(columns + 2 * LINE_MARGIN) // FRAME_STRIDE) * FRAME_STRIDE
+    line = np.zeros((FIELD, width), np.float32)
+    top = round(CENTRE - ndimage.center_of_mass(strip)[0])
+    y0, y1 = max(top, 0), min(top + rows, FIELD)
+    if y1 > y0:
+        line[y0:y1, LINE_MARGIN : LINE_MARGIN + columns] = strip[y0 - top : y1 - top]
+    return np.clip(line, 0, 1)

@@ -1,0 +1,161 @@
+"""Whole numbers as people write them: MNIST test digits composed into photographed numbers
+(digits.synthetic.numbers: spaced, touching, overlapping, one digit per printed box, ruled and
+squared paper), read by `interface.py --json`, against the product before the whole-number
+reader (the reference: `interface.py` of the commit given by --baseline, with its own model).
+
+Reported per kind: the share of numbers read exactly, now and before; a figure of typical misses.
+
+    python -m bench.strings
+"""
+
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import (
+    REPO,
+    add_model_option,
+    add_setting,
+    finish,
+    interface_command,
+    load_test_digits,
+    markdown_table,
+    parse,
+    parser_for,
+    percent,
+    progress,
+    recorded_path,
+    run_child,
+)
+from digits.synthetic.numbers import KINDS, number_samples
+
+NAME = "strings"
+FULL = dict(count=300, seed=1)
+QUICK = dict(count=60, seed=1)
+DRY_RUN = dict(count=3, seed=1)
+# The last commit before the whole-number reader: its interface.py and bestmodel.h5 are "before".
+BASELINE = "1a033d2"
+FIGURE = "strings_misses.png"
+EXIT_NO_DIGIT = 3  # interface.py: some picture held no digit; a legitimate (wrong) reading
+MISSES_SHOWN = 4  # per kind, in the figure
+
+
+def build_parser():
+    parser = parser_for(NAME, __doc__.split("\n\n")[0], FULL, QUICK, DRY_RUN)
+    add_setting(parser, "--count", int, "numbers per kind")
+    add_setting(parser, "--seed", int, "seed of the number composer")
+    parser.add_argument(
+        "--baseline", default=BASELINE,
+        help=f"the commit whose interface.py is the reference (default: {BASELINE}); "
+        "'none' skips it",
+    )
+    add_model_option(parser)
+    return parser
+
+
+def write_pictures(kind, count, seed, folder):
+    """The kind's numbers as PNG files in `folder`; their texts, in file order."""
+    images, labels = load_test_digits()
+    folder.mkdir(parents=True)
+    texts = []
+    for index, (picture, text, _) in enumerate(number_samples(images, labels, kind, count, seed)):
+        picture.save(folder / f"{kind}_{index:04d}.png")
+        texts.append(text)
+    return texts
+
+
+def readings(command, folder):
+    """{file stem: prediction} from one `interface.py --json` call on a folder."""
+    child = run_child([*command, "--json", str(folder)], "interface.py", ok=(0, 1, EXIT_NO_DIGIT))
+    answers = [json.loads(line) for line in child.stdout.splitlines() if line.strip()]
+    return {Path(answer["file"]).stem: answer.get("prediction", "") for answer in answers}
+
+
+def baseline_checkout(commit, folder):
+    """The commit's tree exported into `folder`; None when git does not have it."""
+    archive = folder / "baseline.tar"
+    done = subprocess.run(
+        ["git", "archive", "--format=tar", "-o", str(archive), commit],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        progress(f"no baseline: git has no commit {commit} ({done.stderr.strip()})")
+        return None
+    tree = folder / "baseline"
+    with tarfile.open(archive) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def score(texts, read, kind):
+    files = [f"{kind}_{index:04d}" for index in range(len(texts))]
+    misses = [(file, text, read.get(file, "")) for file, text in zip(files, texts, strict=True)
+              if read.get(file, "") != text]
+    return {"numbers": len(texts), "read": len(texts) - len(misses),
+            "misses": [{"file": f, "text": t, "read": r} for f, t, r in misses]}
+
+
+def draw_misses(folder, results, path):
+    """Typical misses of the new reader: a few pictures per kind, with what was read."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    shown = [(kind, miss) for kind in results
+             for miss in results[kind]["now"]["misses"][:MISSES_SHOWN]]
+    columns = 4
+    rows = max(1, -(-len(shown) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 3.2, rows * 1.6), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (kind, miss) in zip(axes.flat, shown, strict=False):
+        axis.imshow(np.asarray(Image.open(folder / kind / f"{miss['file']}.png")))
+        axis.set_title(f"{kind}: {miss['text']} read {miss['read'] or '–'}", fontsize=8)
+    figure.suptitle("Typical misses (python -m bench.strings)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def table(results, has_baseline):
+    rows = []
+    for kind, result in results.items():
+        now = result["now"]
+        before = result.get("before")
+        rows.append((
+            kind,
+            f"{percent(now['read'] / now['numbers'])} ({now['read']}/{now['numbers']})",
+            f"{percent(before['read'] / before['numbers'])}" if before else "–",
+        ))
+    reference = "before (reference)" if has_baseline else "before (not run)"
+    return markdown_table(["numbers of MNIST test digits", "read exactly now", reference], rows)
+
+
+def main(argv=None):
+    parser = build_parser()
+    args, mode, output = parse(parser, argv)
+    count, seed = mode.settings["count"], mode.settings["seed"]
+    with tempfile.TemporaryDirectory(prefix="bench-strings-") as temporary:
+        temporary = Path(temporary)
+        baseline = None if args.baseline == "none" else baseline_checkout(args.baseline, temporary)
+        results = {}
+        for kind in KINDS:
+            progress(f"{kind}: composing {count} numbers, then reading them ...")
+            texts = write_pictures(kind, count, seed, temporary / kind)
+            results[kind] = {"now": score(texts, readings(
+                interface_command(args.model), temporary / kind), kind)}
+            if baseline is not None:
+                before = [sys.executable, str(baseline / "interface.py"),
+                          "--model", str(baseline / "bestmodel.h5")]
+                results[kind]["before"] = score(texts, readings(before, temporary / kind), kind)
+        draw_misses(temporary, results, output / FIGURE)
+    document = {"kinds": results, "baseline": None if baseline is None else args.baseline,
+                "model": recorded_path(args.model), "figure": FIGURE}
+    finish(NAME, mode, output, document, table(results, baseline is not None))
+
+
+if __name__ == "__main__":
+    main()

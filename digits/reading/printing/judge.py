@@ -1,0 +1,340 @@
+"""Which candidate lines are printing — a 1, a 4's stem, a 7's bar are straight lines too.
+
+* Box frames: a vertical candidate spanning from one horizontal candidate to another, about
+  as wide as they are (CORE_MATCH: pens write wider than forms print), and crossing no
+  third, is a box side; horizontal candidates carrying two sides are box edges, and so are
+  those on the same line as a box edge.  Sides hidden by a digit written against them are
+  then looked for where the row of boxes says they must be (_hidden_sides).
+* Paper rulings: candidates on one straight line ("rows") running from border to border;
+  two such rows in one direction, or one EDGE_LONG × the digits' height long.
+* Long lines: a horizontal row LONG × the digits' height long (a form's writing line).
+  The digits' height is that of the ink left once all candidates are taken out, or of a
+  vertical candidate that is no side or ruling (a 1); with neither (a lone, tightly cropped
+  1), nothing is removed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from digits.reading.printing.bands import removal_mask
+from digits.reading.printing.lines import MIN_LENGTH, STRIP, Line, local_peaks
+
+# Which candidates are printing.
+CORE_MATCH = 1.0  # px: box sides and edges are this alike in their own width
+SIDE_TILT = 0.05  # a box side's slope is this close to its neighbours' (perspective)
+BEYOND = 0.25  # a box side may run on past its edges by this share of its span
+SIDE_MATCH = 0.12  # a box side hidden at one end is this close to the others' length
+SIDE_SEARCH = 3  # px around the place a hidden box side should be
+SIDE_COVER = 0.9  # share of the rows between the edges a hidden side inks
+MAX_BOXES = 12  # most boxes in a row
+BOX_ASPECT = (0.4, 2.5)  # a box's width over its height
+ROW_COVER = 0.6  # a border-to-border row of candidates is inked this much
+EDGE_MARGIN = 0.02  # of the picture's side (at least 4 px): "reaches the border"
+EDGE_LONG = 1.5  # × the digits' height: a lone border-to-border row is paper ruling
+LONG = 2.5  # × the digits' height: a horizontal row inside the picture is a writing line
+MIN_PIECE = 12  # px: smaller bits of other ink are line remnants, not digits
+
+
+def printed_lines(mask: np.ndarray, lines: list[Line], rulings_only: bool = False):
+    """The candidates that are printed lines: box frames, paper rulings, long lines.
+
+    mask: the ink.  Candidates on one straight line (a faint line breaks up, a digit may
+    hide a stretch) are judged together, as a "row" (_rows).  rulings_only: only paper
+    rulings (border to border) are looked for.  Returns a list of Line.
+    """
+    if not lines:
+        return []
+    printed = set() if rulings_only else _frames(lines)
+    hidden = [] if rulings_only else _hidden_sides(mask, lines, printed)
+    printed |= set(range(len(lines), len(lines) + len(hidden)))
+    lines = lines + hidden
+    rows = [row for row in _rows(lines) if not set(row) <= printed]
+    edge = [_row_reaches_borders([lines[k] for k in row], mask.shape) for row in rows]
+    if not any(edge) and (rulings_only or not rows):
+        return [lines[k] for k in sorted(printed)]
+    ruling = {k for row, reaches in zip(rows, edge, strict=True) if reaches for k in row}
+    reference = _digit_height(mask, lines, printed, ruling)
+    if reference <= 0:
+        return [lines[k] for k in sorted(printed)]
+    for vertical in (False, True):
+        family = sum(
+            reaches and lines[row[0]].vertical == vertical
+            for row, reaches in zip(rows, edge, strict=True)
+        )
+        for row, reaches in zip(rows, edge, strict=True):
+            if lines[row[0]].vertical != vertical:
+                continue
+            members = [lines[k] for k in row]
+            length = max(m.stop for m in members) - min(m.start for m in members) + 1
+            paper = reaches and (family >= 2 or length >= EDGE_LONG * reference)
+            form = not vertical and not rulings_only and length >= LONG * reference
+            if paper or form:
+                printed |= set(row)
+    return [lines[k] for k in sorted(printed)]
+
+
+def _rows(lines: list[Line]) -> list[list[int]]:
+    """Candidates grouped by the straight line they lie on (collinear, as thick)."""
+    owner = list(range(len(lines)))
+
+    def root(k):
+        while owner[k] != k:
+            owner[k] = owner[owner[k]]
+            k = owner[k]
+        return k
+
+    for i, line in enumerate(lines):
+        for j in range(i):
+            if lines[j].vertical == line.vertical and _collinear(line, lines[j]):
+                owner[root(i)] = root(j)
+    groups = {}
+    for k in range(len(lines)):
+        groups.setdefault(root(k), []).append(k)
+    return list(groups.values())
+
+
+def _row_reaches_borders(members: list[Line], shape) -> bool:
+    """Does a row of candidates run from border to border, mostly inked (ROW_COVER)?"""
+    size = shape[0] if members[0].vertical else shape[1]
+    margin = max(4, EDGE_MARGIN * size)
+    start, stop = min(m.start for m in members), max(m.stop for m in members)
+    covered = sum(m.length for m in members) / (stop - start + 1)
+    return start <= margin and stop >= size - 1 - margin and covered >= ROW_COVER
+
+
+def _digit_height(mask: np.ndarray, lines: list[Line], framed: set[int], ruling: set[int]):
+    """How tall the digits are: the tallest piece of ink once every candidate is taken
+    out (strokes crossing them kept), or the longest vertical candidate that is neither a
+    box side nor on a border-to-border row (a 1 is a digit's height); 0 when neither."""
+    other = mask & ~removal_mask(mask, lines)
+    pieces, count = ndimage.label(other, structure=np.ones((3, 3), bool))
+    tallest = 0
+    if count:
+        areas = np.bincount(pieces.ravel())
+        for index, found in enumerate(ndimage.find_objects(pieces), start=1):
+            if found is not None and areas[index] >= MIN_PIECE:
+                tallest = max(tallest, found[0].stop - found[0].start)
+    for k, line in enumerate(lines):
+        if line.vertical and k not in framed and k not in ruling:
+            tallest = max(tallest, line.length)
+    return float(tallest)
+
+
+def _frames(lines: list[Line]) -> set[int]:
+    """Indices of the box sides and box edges among the candidates (module docstring).
+
+    A vertical candidate that spans from one horizontal candidate to another (ending on
+    them, or passing a little beyond where a digit's stroke continues it) is a side.  Where
+    a digit hides one edge of a box (lying along it), its sides still meet the other edge:
+    a vertical candidate meeting one edge at one end is a side too if it is as long as the
+    sure sides (within SIDE_MATCH) and as thick.  Edges carrying two sides or more are box
+    edges, and so are edges on the same straight line as a box edge (the next box in the
+    row).
+    """
+    edges = [k for k, line in enumerate(lines) if not line.vertical]
+    met = {
+        k: _edges_met(line, [lines[e] for e in edges])
+        for k, line in enumerate(lines)
+        if line.vertical
+    }
+    sure = [k for k, pair in met.items() if len(pair) == 2]
+    if not sure:
+        return set()
+    length = float(np.median([lines[k].length for k in sure]))
+    typical = lines[sure[len(sure) // 2]]
+    tilt = _tilt(lines, sure)
+    sides = {}
+    for k, pair in met.items():
+        side = lines[k]
+        if abs(side.slope - tilt(side)) > SIDE_TILT:
+            continue  # slanted unlike the row's sides: a digit's stroke
+        like = abs(side.length - length) <= SIDE_MATCH * length and _alike(side, typical)
+        if len(pair) == 2 or (like and pair):
+            sides[k] = {edges[e] for e in pair}
+    carried = {}
+    for attached in sides.values():
+        for e in attached:
+            carried[e] = carried.get(e, 0) + 1
+    framed = {e for e, count in carried.items() if count >= 2}
+    # A row of boxes shares its top and bottom lines: a box whose sides are partly hidden
+    # by its digit still has its edges on the same lines as its neighbours'.
+    framed |= {e for e in edges if any(_collinear(lines[e], lines[f]) for f in framed)}
+    return framed | {k for k, attached in sides.items() if attached & framed}
+
+
+def _tilt(lines: list[Line], sure: list[int]):
+    """The slope box sides have where a side stands: perspective turns them gradually
+    along the row, so a straight fit of slope over position, robust to a stray stroke."""
+    columns = np.array([lines[k].intercept for k in sure])
+    slopes = np.array([lines[k].slope for k in sure])
+    if np.ptp(columns) < 1:
+        middle = float(np.median(slopes))
+        return lambda side: middle
+    fit = np.polyfit(columns, slopes, 1)
+    if len(sure) >= 3:
+        close = np.abs(np.polyval(fit, columns) - slopes) <= SIDE_TILT
+        if close.sum() >= 2:
+            fit = np.polyfit(columns[close], slopes[close], 1)
+    return lambda side: float(np.polyval(fit, side.intercept))
+
+
+def _edges_met(side: Line, edges: list[Line]) -> list[int]:
+    """The top and bottom edges a vertical candidate spans between ([] or [one] if not).
+
+    Edges are horizontal candidates about as thick as the side (printed by the same press)
+    that it crosses or ends on; it may run on beyond them by BEYOND of the span between
+    them (a digit's stroke continuing its line), and must end on one within a few px
+    where it meets only one.  One that crosses three lines or more is squared paper.
+    """
+    crossed = {}  # row (rounded) → (how far the side is beyond the edge's end, row, edge)
+    for k, edge in enumerate(edges):
+        tolerance = edge.half_band + side.half_band + 2
+        # Where they cross: row = edge(column), column = side(row).
+        row = (edge.intercept + edge.slope * side.intercept) / (1 - edge.slope * side.slope)
+        column = side.across(row)
+        # An edge's end may be lost under a digit or in faint print: allow a strip beyond.
+        beyond = max(edge.start - column, column - edge.stop, 0)
+        if beyond > tolerance + STRIP or not side.start - tolerance <= row <= side.stop + tolerance:
+            continue
+        if not _alike(side, edge):
+            continue
+        key = next((r for r in crossed if abs(r - row) <= tolerance), round(row))
+        crossed[key] = min(crossed.get(key, (math.inf,)), (beyond, row, k))
+    found = sorted(crossed.values(), key=lambda c: c[1])
+    if not found or len(found) > 2:
+        return []
+    tolerance = side.half_band + 4
+    if len(found) == 2:
+        (_, top, upper), (_, bottom, lower) = found
+        slack = BEYOND * (bottom - top) + tolerance
+        if top - side.start <= slack and side.stop - bottom <= slack:
+            return [upper, lower]
+        return []
+    _, row, edge = found[0]
+    if min(abs(row - side.start), abs(row - side.stop)) <= tolerance:
+        return [edge]  # one edge, at one end of the side
+    return []
+
+
+def _hidden_sides(mask: np.ndarray, lines: list[Line], framed: set[int]) -> list[Line]:
+    """Box sides the candidates missed, found where a row of boxes says they must be.
+
+    A digit written against a side makes the ink there too thick to be taken for a line.
+    But a row of boxes is regular: a side stands at each end of the box edges, and walls
+    divide the row into boxes of one width (about as wide as tall, BOX_ASPECT).  The most
+    boxes for which every dividing wall is a side already found or a straight vertical
+    run of ink from edge to edge (_walls_near) decide where the hidden sides are.
+    """
+    edges = [k for k in framed if not lines[k].vertical]
+    met = {
+        k: {edges[e] for e in _edges_met(lines[k], [lines[e] for e in edges])}
+        for k in framed
+        if lines[k].vertical
+    }
+    found = []
+    for top, bottom in {tuple(sorted(pair)) for pair in met.values() if len(pair) == 2}:
+        sides = [lines[k] for k, pair in met.items() if pair == {top, bottom}]
+        upper, lower = sorted((lines[top], lines[bottom]), key=lambda edge: edge.intercept)
+        row = Row(mask, upper, lower, sides)
+        new = [
+            wall
+            for end in (max(upper.start, lower.start), min(upper.stop, lower.stop))
+            if min(abs(end - c) for c in row.columns) > SIDE_SEARCH + 2
+            for wall in row.walls_near(end)
+        ]
+        row.columns = sorted(row.columns + [row.column_of(wall) for wall in new])
+        found += new + row.dividing_walls()
+    return found
+
+
+class Row:
+    """A row of boxes between two edges, with the sides found so far (for _hidden_sides)."""
+
+    def __init__(self, mask, upper: Line, lower: Line, sides: list[Line]):
+        self.mask, self.upper, self.lower = mask, upper, lower
+        self.middle = (
+            upper.across(upper.start + upper.length / 2)
+            + lower.across(lower.start + lower.length / 2)
+        ) / 2
+        self.slope = float(np.median([side.slope for side in sides]))
+        self.thickness = float(np.median([side.thickness for side in sides]))
+        self.core = float(np.median([side.core for side in sides]))
+        self.darkness = float(np.median([side.darkness for side in sides]))
+        self.columns = sorted(self.column_of(side) for side in sides)
+
+    def column_of(self, side: Line) -> float:
+        return side.across(self.middle)
+
+    def walls_near(self, column: float) -> list[Line]:
+        """Straight vertical runs of ink from edge to edge within SIDE_SEARCH + 4 px of
+        `column` (SIDE_COVER of the rows between the edges): one, or two close together
+        (the sides of two neighbouring boxes)."""
+        upper, lower = self.upper, self.lower
+        rows = np.arange(
+            math.ceil(upper.across(column) + upper.half_band),
+            math.floor(lower.across(column) - lower.half_band) + 1,
+        )
+        if rows.size < MIN_LENGTH:
+            return []
+        shifts = np.arange(-SIDE_SEARCH - 4, SIDE_SEARCH + 5)
+        at = np.round(column + shifts[:, None] + self.slope * (rows[None, :] - self.middle))
+        at = at.astype(int)
+        inside = (at >= 0) & (at < self.mask.shape[1])
+        cover = inside & self.mask[rows[None, :], np.clip(at, 0, self.mask.shape[1] - 1)]
+        cover = cover.mean(axis=1)
+        peaks = local_peaks(cover, SIDE_COVER)
+        start = max(round(upper.across(column) - upper.half_band), 0)
+        stop = min(round(lower.across(column) + lower.half_band), self.mask.shape[0] - 1)
+        return [
+            Line(
+                True,
+                column + shifts[k] - self.slope * self.middle,
+                self.slope,
+                start,
+                stop,
+                self.thickness,
+                self.core,
+                self.darkness,
+            )
+            for k in peaks
+        ]
+
+    def dividing_walls(self) -> list[Line]:
+        """The walls hidden between the outer sides, for the most boxes that fit them."""
+        left, right = self.columns[0], self.columns[-1]
+        height = self.lower.intercept - self.upper.intercept
+        for boxes in range(MAX_BOXES, 1, -1):
+            width = (right - left) / boxes
+            if not BOX_ASPECT[0] * height <= width <= BOX_ASPECT[1] * height:
+                continue
+            grid = left + width * np.arange(boxes + 1)
+            tolerance = 0.25 * width
+            if any(np.abs(grid - c).min() > tolerance for c in self.columns):
+                continue  # a side found is off this division
+            walls, complete = [], True
+            for place in grid[1:-1]:
+                if np.abs(np.array(self.columns) - place).min() <= SIDE_SEARCH + 4:
+                    continue
+                near = self.walls_near(place)
+                if not near:
+                    complete = False
+                    break
+                walls += near
+            if complete:
+                return walls
+        return []
+
+
+def _collinear(line: Line, other: Line) -> bool:
+    """On one straight line (within 2 px where each ends) and about as wide."""
+    ends = np.array([line.start, line.stop, other.start, other.stop])
+    return bool(np.all(np.abs(line.across(ends) - other.across(ends)) <= 2) and _alike(line, other))
+
+
+def _alike(line: Line, other: Line) -> bool:
+    """Printed by the same press: their own widths within CORE_MATCH."""
+    return abs(line.core - other.core) <= max(CORE_MATCH, 0.25 * max(line.core, other.core))
