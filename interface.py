@@ -37,6 +37,8 @@ Exit status:
 Options:
   --model PATH              the Keras model file (default: bestmodel.h5 beside this script,
                             whatever the working directory)
+  --string-model PATH       the model that splits digits touching or overlapping in a number
+                            (default: stringmodel.h5 beside this script)
   --top K                   also list each digit's K most likely readings with probabilities
   --json                    one JSON object per input per line instead of text (see
                             digits.reading.readings.Reading.to_json); --top does not change it
@@ -55,7 +57,7 @@ import os
 import sys
 from pathlib import Path
 
-from digits.paths import DEFAULT_MODEL
+from digits.paths import DEFAULT_MODEL, DEFAULT_STRING_MODEL
 
 # The model's matrices are small: with several BLAS threads, their start-up and spinning cost
 # more than they save (measured: one thread 20× faster on a busy 2-core machine). Set before
@@ -85,6 +87,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_MODEL,
         metavar="PATH",
         help="the Keras .h5 model (default: bestmodel.h5 beside interface.py)",
+    )
+    parser.add_argument(
+        "--string-model",
+        type=Path,
+        default=DEFAULT_STRING_MODEL,
+        metavar="PATH",
+        help="the model that splits touching digits (default: stringmodel.h5 beside interface.py)",
     )
     parser.add_argument(
         "--top", type=int, metavar="K", help="also list each digit's K most likely readings"
@@ -172,19 +181,26 @@ def print_outcome(args, result) -> str | None:
     return error
 
 
-def load_reader(path: Path):
-    """The reader, or None after reporting why the model cannot be used."""
+def load_reader(model: Path, string_model: Path):
+    """The reader, or None after reporting which model cannot be used and why."""
     from digits.reading import ModelError, Reader
+    from digits.reading.ctc import StringModel
+    from digits.reading.keras_file import Classifier
 
     try:
-        return Reader.load(path)
+        classifier = Classifier.load(model)
     except ModelError as error:
-        report_error(shown(path), str(error))
+        report_error(shown(model), str(error))
+        return None
+    try:
+        return Reader(classifier, StringModel.load(string_model))
+    except ModelError as error:
+        report_error(shown(string_model), str(error))
         return None
 
 
 def run(args: argparse.Namespace) -> int:
-    reader = load_reader(args.model)
+    reader = load_reader(args.model, args.string_model)
     if reader is None:
         return EXIT_USAGE
     if args.serve:

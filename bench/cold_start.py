@@ -49,7 +49,8 @@ def build_parser():
     add_setting(parser, "--warmups", int, "untimed runs of each program first")
     add_model_option(parser, "the Keras .h5 model both programs load")
     parser.add_argument(
-        "--image", type=Path,
+        "--image",
+        type=Path,
         help="the picture both read (default: MNIST test digit 0, dark on light, as a PNG in a "
         "temporary folder)",
     )
@@ -92,8 +93,13 @@ def without_folder(output, image):
 
 def table(stats):
     rows = [
-        (LABELS[program], f"{s['median']:.2f} s", f"{s['min']:.2f}–{s['max']:.2f} s",
-         f"{s['q1']:.2f}–{s['q3']:.2f} s", len(s["samples"]))
+        (
+            LABELS[program],
+            f"{s['median']:.2f} s",
+            f"{s['min']:.2f}–{s['max']:.2f} s",
+            f"{s['q1']:.2f}–{s['q3']:.2f} s",
+            len(s["samples"]),
+        )
         for program, s in stats.items()
     ]
     speedup = ratio(stats["tutorial"]["median"], stats["interface"]["median"])

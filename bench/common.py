@@ -74,16 +74,20 @@ def parser_for(name, description, full, quick, dry_run):
     )
     parser.set_defaults(modes={"full": full, "quick": quick, "dry-run": dry_run})
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="smaller sizes for a look in a minute or two; writes to bench/results/quick/",
     )
     parser.add_argument(
-        "--dry-run", action="store_true",
+        "--dry-run",
+        action="store_true",
         help="tiny sizes through the real code path, for CI; writes to a new temporary folder "
         "(or --output), never to bench/results",
     )
     parser.add_argument(
-        "--output", type=Path, metavar="DIR",
+        "--output",
+        type=Path,
+        metavar="DIR",
         help="folder for the JSON (and figure) (default: bench/results; --quick: "
         "bench/results/quick; --dry-run: a new temporary folder)",
     )
@@ -118,11 +122,15 @@ def config_record(config):
 def add_training_settings(parser, epochs_help):
     """The options both training benchmarks take: the epoch budget and the data subsets."""
     add_setting(
-        parser, "--epochs", int,
+        parser,
+        "--epochs",
+        int,
         f"{epochs_help}; None = each its own: the recipe's epochs, the example's 15",
     )
     add_setting(
-        parser, "--train-subset", int,
+        parser,
+        "--train-subset",
+        int,
         "random training images (seeded); None = the recipe's train_subset (None = all 60,000)",
     )
     add_setting(parser, "--test-subset", int, "first N test images; None = all 10,000")
@@ -205,6 +213,7 @@ def versions():
 
 def git_commit():
     """{"commit": sha or None, "dirty": whether tracked files differ from it}."""
+
     def git(*arguments):
         done = subprocess.run(
             ["git", *arguments], cwd=REPO, capture_output=True, text=True, check=False
@@ -286,8 +295,10 @@ def markdown_table(headers, rows, left=1):
     """A GitHub markdown table; the first `left` columns (and the last when left < 0) are
     left-aligned, the others, numbers, right-aligned."""
     cells = [[str(cell) for cell in row] for row in rows]
-    align = [":--" if i < left or (left < 0 and i in (0, len(headers) - 1)) else "--:"
-             for i in range(len(headers))]
+    align = [
+        ":--" if i < left or (left < 0 and i in (0, len(headers) - 1)) else "--:"
+        for i in range(len(headers))
+    ]
     lines = [headers, align, *cells]
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 

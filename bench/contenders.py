@@ -49,7 +49,10 @@ def train_both(settings, monitor_options=None):
     config, mnist_train, test = benchmark_data(settings)
     options = monitor_options or {}
     reference = train_reference(
-        config, mnist_train, test, TestAccuracyMonitor(test, **options),
+        config,
+        mnist_train,
+        test,
+        TestAccuracyMonitor(test, **options),
         epochs=settings["epochs"] or REFERENCE["epochs"],
     )
     ours = train_ours(config, mnist_train, test, TestAccuracyMonitor(test, **options))
@@ -58,9 +61,7 @@ def train_both(settings, monitor_options=None):
 
 def test_accuracy(model, images, labels):
     """Share of `images` (uint8) that `model` classifies as `labels`."""
-    probabilities = model.predict(
-        to_model_input(images), batch_size=EVALUATION_BATCH, verbose=0
-    )
+    probabilities = model.predict(to_model_input(images), batch_size=EVALUATION_BATCH, verbose=0)
     return float((np.argmax(probabilities, axis=1) == labels).mean())
 
 
@@ -147,11 +148,10 @@ class Outcome:
             "test_error": 1 - self.test_accuracy,
             "parameters": self.parameters,
             "dtype_policy": self.dtype_policy,
-            "points": [
-                {"seconds": s, "epochs": e, "test_accuracy": a} for s, e, a in self.points
-            ],
+            "points": [{"seconds": s, "epochs": e, "test_accuracy": a} for s, e, a in self.points],
             "reached": (
-                None if self.reached is None
+                None
+                if self.reached is None
                 else dict(zip(("seconds", "epochs", "test_accuracy"), self.reached, strict=True))
             ),
             **self.details,

@@ -81,8 +81,11 @@ def cli_memory(model, image, runs):
         for program, command in commands.items():
             samples[program].append(run_child(command, program).peak_rss_mib)
     return {
-        program: {"median_mib": statistics.median(values), "max_mib": max(values),
-                  "samples_mib": values}
+        program: {
+            "median_mib": statistics.median(values),
+            "max_mib": max(values),
+            "samples_mib": values,
+        }
         for program, values in samples.items()
     }
 
@@ -93,10 +96,18 @@ def table(training, cli, settings):
     reference, ours = training["reference"]["peak_rss_mib"], training["ours"]["peak_rss_mib"]
     tutorial, interface = cli["tutorial"]["median_mib"], cli["interface"]["median_mib"]
     rows = [
-        (f"training, {epochs} on {images} images (child process)", f"{reference:,.0f} MiB",
-         f"{ours:,.0f} MiB", times(ratio(ours, reference))),
-        ("one call on one picture (median): tutorial script vs `interface.py`",
-         f"{tutorial:,.0f} MiB", f"{interface:,.0f} MiB", times(ratio(interface, tutorial))),
+        (
+            f"training, {epochs} on {images} images (child process)",
+            f"{reference:,.0f} MiB",
+            f"{ours:,.0f} MiB",
+            times(ratio(ours, reference)),
+        ),
+        (
+            "one call on one picture (median): tutorial script vs `interface.py`",
+            f"{tutorial:,.0f} MiB",
+            f"{interface:,.0f} MiB",
+            times(ratio(interface, tutorial)),
+        ),
     ]
     return markdown_table(["peak RSS", "reference", "ours", "ours / reference"], rows)
 
@@ -112,8 +123,9 @@ def main(argv=None):
     training = training_memory(settings)
     results = {
         "training": training,
-        "training_ratio": ratio(training["ours"]["peak_rss_mib"],
-                                training["reference"]["peak_rss_mib"]),
+        "training_ratio": ratio(
+            training["ours"]["peak_rss_mib"], training["reference"]["peak_rss_mib"]
+        ),
         "cli": cli,
         "cli_ratio": ratio(cli["interface"]["median_mib"], cli["tutorial"]["median_mib"]),
         "model": recorded_path(args.model),

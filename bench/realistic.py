@@ -9,7 +9,6 @@ Reported: the share of single digits and of whole numbers read exactly, and the 
     python -m bench.realistic
 """
 
-
 import numpy as np
 from PIL import Image
 
@@ -50,12 +49,15 @@ def tutorial_reading(classifier, picture):
 
 def score(samples, readings):
     """Share read exactly among single digits and among numbers, and the misreadings."""
-    singles = [read == text for (_, text), read in zip(samples, readings, strict=True)
-               if len(text) == 1]
-    numbers = [read == text for (_, text), read in zip(samples, readings, strict=True)
-               if len(text) > 1]
-    misread = [(text, read) for (_, text), read in zip(samples, readings, strict=True)
-               if read != text]
+    singles = [
+        read == text for (_, text), read in zip(samples, readings, strict=True) if len(text) == 1
+    ]
+    numbers = [
+        read == text for (_, text), read in zip(samples, readings, strict=True) if len(text) > 1
+    ]
+    misread = [
+        (text, read) for (_, text), read in zip(samples, readings, strict=True) if read != text
+    ]
     return {
         "single_digits": len(singles),
         "single_digits_read": sum(singles),
@@ -72,17 +74,22 @@ def share(result, kind):
 
 def table(ours, tutorial):
     rows = [
-        ("single digits read exactly",
-         f"{percent(share(ours, 'single_digits'))} ({ours['single_digits_read']}/"
-         f"{ours['single_digits']})",
-         f"{percent(share(tutorial, 'single_digits'))} ({tutorial['single_digits_read']}/"
-         f"{tutorial['single_digits']})"),
-        ("whole numbers read exactly",
-         f"{percent(share(ours, 'numbers'))} ({ours['numbers_read']}/{ours['numbers']})",
-         "– (reads one digit per picture)"),
+        (
+            "single digits read exactly",
+            f"{percent(share(ours, 'single_digits'))} ({ours['single_digits_read']}/"
+            f"{ours['single_digits']})",
+            f"{percent(share(tutorial, 'single_digits'))} ({tutorial['single_digits_read']}/"
+            f"{tutorial['single_digits']})",
+        ),
+        (
+            "whole numbers read exactly",
+            f"{percent(share(ours, 'numbers'))} ({ours['numbers_read']}/{ours['numbers']})",
+            "– (reads one digit per picture)",
+        ),
     ]
-    return markdown_table(["realistic pictures", "ours (interface.py)",
-                           "tutorial resize (reference)"], rows)
+    return markdown_table(
+        ["realistic pictures", "ours (interface.py)", "tutorial resize (reference)"], rows
+    )
 
 
 def main(argv=None):
@@ -92,8 +99,9 @@ def main(argv=None):
     progress(f"generating {mode.settings['pictures']} pictures ...")
     samples = realistic_samples(mode.settings["pictures"], seed=mode.settings["seed"])
     ours = score(samples, [reader.read_image(picture).prediction for picture, _ in samples])
-    tutorial = score(samples, [tutorial_reading(reader.classifier, picture)
-                               for picture, _ in samples])
+    tutorial = score(
+        samples, [tutorial_reading(reader.classifier, picture) for picture, _ in samples]
+    )
     results = {"ours": ours, "tutorial": tutorial, "model": recorded_path(args.model)}
     finish(NAME, mode, output, results, table(ours, tutorial))
 

@@ -130,16 +130,28 @@ def api_throughput(model, images, labels, repeats):
 
 def table(cli, api):
     rows = [
-        (f"`interface.py` on {run['files']:,} files, one call", f"{run['seconds']:.2f} s",
-         f"{run['images_per_second']:,.0f}", percent(run["accuracy"]))
+        (
+            f"`interface.py` on {run['files']:,} files, one call",
+            f"{run['seconds']:.2f} s",
+            f"{run['images_per_second']:,.0f}",
+            percent(run["accuracy"]),
+        )
         for run in cli
     ]
     count = f"{api['images']:,}"
-    for key, label in (("ours", "Classifier.probabilities (ours)"),
-                       ("keras", f"Keras model.predict, batch {KERAS_BATCH} (reference)")):
+    for key, label in (
+        ("ours", "Classifier.probabilities (ours)"),
+        ("keras", f"Keras model.predict, batch {KERAS_BATCH} (reference)"),
+    ):
         engine = api[key]
-        rows.append((f"{label}, {count} digits in process", f"{engine['seconds']:.2f} s",
-                     f"{engine['images_per_second']:,.0f}", percent(engine["accuracy"])))
+        rows.append(
+            (
+                f"{label}, {count} digits in process",
+                f"{engine['seconds']:.2f} s",
+                f"{engine['images_per_second']:,.0f}",
+                percent(engine["accuracy"]),
+            )
+        )
     rows.append(("in process, ours / Keras images/s", times(api["speed_ratio"]), "", ""))
     return markdown_table(["what", "wall time", "images/s", "accuracy"], rows)
 
@@ -155,8 +167,9 @@ def main(argv=None):
             for n in counts
         ]
     api_count = mode.settings["api_images"]
-    api = api_throughput(args.model, images[:api_count], labels[:api_count],
-                         mode.settings["repeats"])
+    api = api_throughput(
+        args.model, images[:api_count], labels[:api_count], mode.settings["repeats"]
+    )
     results = {"cli": cli, "api": api, "model": recorded_path(args.model)}
     finish(NAME, mode, output, results, table(cli, api))
 

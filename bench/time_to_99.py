@@ -64,8 +64,12 @@ def table(reference, ours, target):
     best = {o.name: max((a for _, _, a in o.points), default=None) for o in (reference, ours)}
     time_ratio = ratio(reached_seconds(ours), reached_seconds(reference))
     rows = [
-        (f"time to {target:.1%} test accuracy", describe(reference, "seconds"),
-         describe(ours, "seconds"), times(time_ratio)),
+        (
+            f"time to {target:.1%} test accuracy",
+            describe(reference, "seconds"),
+            describe(ours, "seconds"),
+            times(time_ratio),
+        ),
         (f"epochs to {target:.1%}", describe(reference, "epochs"), describe(ours, "epochs"), ""),
         ("best test accuracy checked", percent(best["reference"]), percent(best["ours"]), ""),
     ]

@@ -17,14 +17,14 @@ def build_parser():
     parser.add_argument("contender", choices=("ours", "reference"))
     parser.add_argument("--epochs", type=int, default=1, help="epochs to train (default: 1)")
     parser.add_argument(
-        "--train-subset", type=int,
+        "--train-subset",
+        type=int,
         help="random training images (seeded) (default: all 60,000)",
     )
+    parser.add_argument("--test-subset", type=int, help="first N test images (default: all 10,000)")
     parser.add_argument(
-        "--test-subset", type=int, help="first N test images (default: all 10,000)"
-    )
-    parser.add_argument(
-        "--model-path", type=Path,
+        "--model-path",
+        type=Path,
         help="ours only: where to save the model it trains (default: a temporary file)",
     )
     return parser
@@ -34,8 +34,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from bench.contenders import TestAccuracyMonitor, benchmark_data, train_ours, train_reference
 
-    settings = {"epochs": args.epochs, "train_subset": args.train_subset,
-                "test_subset": args.test_subset}
+    settings = {
+        "epochs": args.epochs,
+        "train_subset": args.train_subset,
+        "test_subset": args.test_subset,
+    }
     config, mnist_train, test = benchmark_data(settings)
     monitor = TestAccuracyMonitor(test=None)  # the clock only: no evaluations during training
     if args.contender == "ours":

@@ -41,12 +41,20 @@ def build_parser():
 def table(reference, ours):
     best = f" (best {ours.details['best_epoch']})"
     rows = [
-        ("training wall time", seconds(reference.seconds), seconds(ours.seconds),
-         times(ratio(ours.seconds, reference.seconds))),
+        (
+            "training wall time",
+            seconds(reference.seconds),
+            seconds(ours.seconds),
+            times(ratio(ours.seconds, reference.seconds)),
+        ),
         ("epochs run", reference.epochs_run, f"{ours.epochs_run}{best}", ""),
         ("test accuracy", percent(reference.test_accuracy), percent(ours.test_accuracy), ""),
-        ("test error", percent(1 - reference.test_accuracy), percent(1 - ours.test_accuracy),
-         times(ratio(1 - ours.test_accuracy, 1 - reference.test_accuracy))),
+        (
+            "test error",
+            percent(1 - reference.test_accuracy),
+            percent(1 - ours.test_accuracy),
+            times(ratio(1 - ours.test_accuracy, 1 - reference.test_accuracy)),
+        ),
         ("parameters", f"{reference.parameters:,}", f"{ours.parameters:,}", ""),
         ("computes in", reference.dtype_policy, ours.dtype_policy, ""),
     ]

@@ -5,3 +5,4 @@ from pathlib import Path
 # Not resolved: a checkout whose digits/ is a symbolic link keeps its own bestmodel.h5.
 REPOSITORY = Path(__file__).absolute().parent.parent
 DEFAULT_MODEL = REPOSITORY / "bestmodel.h5"
+DEFAULT_STRING_MODEL = REPOSITORY / "stringmodel.h5"  # splits groups of touching digits

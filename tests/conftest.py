@@ -7,6 +7,7 @@ import pytest
 from digits.reading import Reader
 from digits.reading.keras_file import Classifier
 from digits.training.mnist import load_mnist
+from tests.reading.helpers import committed_string_model
 
 # The product's model: every test that needs a trained model uses this one file, and fails (never
 # skips, never falls back to another model) when it is missing.
@@ -41,5 +42,5 @@ def classifier(committed_model) -> Classifier:
 
 @pytest.fixture(scope="session")
 def reader(classifier) -> Reader:
-    """The reading API with the committed model, as interface.py and the board use it."""
-    return Reader(classifier)
+    """The reading API with the committed models, as interface.py and the board use it."""
+    return Reader(classifier, committed_string_model())

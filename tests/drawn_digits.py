@@ -39,27 +39,43 @@ STROKES = {
 }
 
 
-def number_strokes(number: str, width: float, height: float) -> list[list[tuple[float, float]]]:
-    """The strokes of `number` laid out left to right, centred in a width × height area."""
+def number_strokes(
+    number: str, width: float, height: float, gap: float | None = None
+) -> list[list[tuple[float, float]]]:
+    """The strokes of `number` laid out left to right, centred in a width × height area.
+
+    gap: None spaces the digits' cells evenly; a number puts that many cell widths between one
+    digit's strokes and the next's (0: the pen's strokes touch, below 0: they overlap).
+    """
     cell_height = 0.7 * height
     cell_width = min(0.7 * cell_height, 0.8 * width / (1.3 * len(number)))
-    step = 1.3 * cell_width
-    left = (width - step * len(number) + 0.3 * cell_width) / 2
+    if gap is None:
+        lefts = [1.3 * place for place in range(len(number))]
+        extent = lefts[-1] + 1
+    else:
+        lefts, right = [], None
+        for digit in number:
+            xs = [x for stroke in STROKES[digit] for x, _ in stroke]
+            left = 0.0 if right is None else right + gap - min(xs)
+            lefts.append(left)
+            right = left + max(xs)
+        extent = right
+    origin = (width - extent * cell_width) / 2
     top = (height - cell_height) / 2
     return [
-        [(left + place * step + x * cell_width, top + y * cell_height) for x, y in stroke]
-        for place, digit in enumerate(number)
+        [(origin + (left + x) * cell_width, top + y * cell_height) for x, y in stroke]
+        for left, digit in zip(lefts, number, strict=True)
         for stroke in STROKES[digit]
     ]
 
 
-def number_png(number: str, size=(640, 320), dark_on_light=True) -> bytes:
-    """`number` drawn with a thick round pen, as PNG bytes."""
+def number_png(number: str, size=(640, 320), dark_on_light=True, gap=None) -> bytes:
+    """`number` drawn with a thick round pen, as PNG bytes (gap: as number_strokes)."""
     paper, ink = (255, 0) if dark_on_light else (0, 255)
     picture = Image.new("L", size, paper)
     pen = ImageDraw.Draw(picture)
     width = round(0.055 * size[1])
-    for stroke in number_strokes(number, *size):
+    for stroke in number_strokes(number, *size, gap):
         pen.line(stroke, fill=ink, width=width, joint="curve")
         for x, y in (stroke[0], stroke[-1]):  # round caps
             pen.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=ink)

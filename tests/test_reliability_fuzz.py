@@ -26,7 +26,8 @@ from PIL import Image, ImageDraw
 from digits.reading.images import SOURCE_SIZE_KEY, ImageError, open_image
 from digits.reading.ink import ink_map
 from digits.reading.mnist_style import to_mnist
-from digits.reading.segment import DigitImage, find_digits
+from digits.reading.segment import DigitImage
+from tests.reading.helpers import digits_found
 
 FUZZ = settings(
     max_examples=150,
@@ -170,7 +171,7 @@ def assert_well_formed(digits, size: tuple[int, int]) -> None:
 @FUZZ
 @given(pictures())
 def test_find_digits_on_any_picture_gives_well_formed_digits_or_none(picture):
-    assert_well_formed(find_digits(picture), picture.size)
+    assert_well_formed(digits_found(picture), picture.size)
 
 
 @FUZZ
@@ -197,7 +198,7 @@ def test_open_image_then_find_digits_on_any_saved_picture(size_and_data):
     picture = open_image(data)
     assert picture.mode in CANONICAL_MODES
     assert picture.size == size and picture.info[SOURCE_SIZE_KEY] == size
-    assert_well_formed(find_digits(picture), size)
+    assert_well_formed(digits_found(picture), size)
 
 
 def opened_or_refused(data: bytes) -> None:
@@ -208,7 +209,7 @@ def opened_or_refused(data: bytes) -> None:
         assert str(error) and "\n" not in str(error)
         return
     assert picture.mode in CANONICAL_MODES
-    assert_well_formed(find_digits(picture), picture.info.get(SOURCE_SIZE_KEY, picture.size))
+    assert_well_formed(digits_found(picture), picture.info.get(SOURCE_SIZE_KEY, picture.size))
 
 
 @FUZZ

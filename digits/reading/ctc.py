@@ -1,8 +1,8 @@
 """Reading a line of digits with the string model: its frames, and the digits they spell.
 
 The string model (`stringmodel.h5`) reads a line from `mnist_style.to_line` — 28 rows, any width
-that is a multiple of 4 — and gives one frame per 4 columns: eleven probabilities, the ten digits
-and the CTC blank ("no new digit here"). Decoding is greedy: each frame's most likely class,
+that is a multiple of 4 — and gives one frame per few columns (its poolings decide how many):
+eleven probabilities, the ten digits and the CTC blank ("no new digit here"). Decoding is greedy: each frame's most likely class,
 repeats collapsed, blanks dropped. A digit's *run* is the stretch of frames whose most likely
 class it is.
 
@@ -23,12 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from digits.reading.keras_file import CLASSES, STRING_MODEL, load_network
-from digits.reading.mnist_style import FRAME_STRIDE
 
 BLANK = CLASSES  # the eleventh class
-# Frame f's receptive field is centred on line column FRAME_STRIDE·f + FRAME_CENTRE (two 2×2
-# poolings of 'same' convolutions).
-FRAME_CENTRE = 1.5
 
 
 @dataclass(frozen=True)
@@ -39,11 +35,6 @@ class LineDigit:
     probabilities: np.ndarray  # (10,) float32, index = digit, sums to 1
     frames: tuple[int, int]  # its run, first and last frame
     columns: tuple[int, int]  # [x0, x1) of the line that belong to it
-
-    @property
-    def centre(self) -> float:
-        """The line column where its run is centred."""
-        return FRAME_STRIDE * (self.frames[0] + self.frames[1]) / 2 + FRAME_CENTRE
 
 
 class StringModel:
@@ -70,7 +61,7 @@ def digits_in_frames(frames: np.ndarray, line: np.ndarray) -> list[LineDigit]:
     runs = _most_likely_runs(frames, runs)
     if not runs:
         return []
-    cuts = _cuts(line, runs)
+    cuts = _cuts(line, frames, runs)
     digits = []
     for (label, first, last), x0, x1 in zip(runs, cuts[:-1], cuts[1:], strict=True):
         mass = frames[first : last + 1, :BLANK].sum(axis=0)
@@ -98,13 +89,20 @@ def _most_likely_runs(frames: np.ndarray, runs: list) -> list:
     return max(candidates, key=lambda kept: sequence_probability(frames, [r[0] for r in kept]))
 
 
-def _cuts(line: np.ndarray, runs: list) -> list[int]:
+def _frame_centre(line: np.ndarray, frames: np.ndarray, frame: float) -> float:
+    """The line column on which a frame's view is centred: a frame stands for `step` columns
+    (the poolings' stride), and poolings of 'same' convolutions centre it on their middle."""
+    step = line.shape[1] / len(frames)
+    return step * frame + (step - 1) / 2
+
+
+def _cuts(line: np.ndarray, frames: np.ndarray, runs: list) -> list[int]:
     """Column boundaries of the runs' digits: the ink's first column, the emptiest column between
     each pair of neighbours' centres, the ink's end."""
     ink = line.sum(axis=0)
     columns = np.flatnonzero(ink > 0.1 * ink.max()) if ink.max() > 0 else [0, len(ink) - 1]
     cuts = [int(columns[0])]
-    centres = [FRAME_STRIDE * (first + last) / 2 + FRAME_CENTRE for _, first, last in runs]
+    centres = [_frame_centre(line, frames, (first + last) / 2) for _, first, last in runs]
     for left, right in zip(centres[:-1], centres[1:], strict=True):
         low, high = int(np.ceil(left)), int(np.floor(right)) + 1
         between = ink[low:high]

@@ -209,7 +209,6 @@ def chunk_size(ops: list, input_shape: tuple) -> int:
     return int(np.clip(WORKING_MEMORY // largest, 1, MAX_CHUNK))
 
 
-
 class Network:
     """A chain of operations and the per-example input shape it takes (None: any size there,
     as a string model's width).

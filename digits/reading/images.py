@@ -180,4 +180,3 @@ def _wide_to_l(image: Image.Image) -> Image.Image:
         full_scale = top
     grey = np.clip(values / full_scale, 0.0, 1.0) * 255.0
     return Image.fromarray(np.round(grey).astype(np.uint8), "L")
-

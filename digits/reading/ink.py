@@ -264,4 +264,3 @@ def _normalise(contrast: np.ndarray) -> Ink:
     scale = np.float32(1.0 / max(level - floor, 1e-6))
     ink = np.clip((contrast - floor) * scale, 0, 1)
     return Ink(ink, float((significant - floor) * scale), (smooth - floor) * scale)
-

@@ -485,5 +485,3 @@ def _unreadable_reason(error: OSError) -> str:
     if "truncated file" in text:
         return "the model file is truncated (incomplete download or copy?)"
     return f"cannot read the model file ({text.splitlines()[0] if text else type(error).__name__})"
-
-

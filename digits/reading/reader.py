@@ -1,15 +1,15 @@
 """The reading API: pictures — files, bytes or Pillow images — in, Readings out.
 
-    reader = Reader.load()                      # bestmodel.h5 beside the package
+    reader = Reader.load()                      # bestmodel.h5 and stringmodel.h5 beside the package
     reader.read_image(Image.open("a.png"))      # a Reading
     reader.read_bytes(data)                     # ImageError when it is not a usable picture
     for result in reader.read_files(paths):     # FileReading(path, reading, error), in order
         ...
 
 Every front end reads through here: `interface.py`, the drawing board and the notebook's
-"Try it". For many files, finding the digits in each picture (milliseconds) is shared out to
-worker processes, one per usable core, and the digits of many pictures then go through the
-network together, in batches.
+"Try it". For many files, finding the digits in each picture (milliseconds, the string model
+included) is shared out to worker processes, one per usable core, and the digits of many pictures
+then go through the digit model together, in batches.
 """
 
 import os
@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from digits.cpu import usable_cores
-from digits.paths import DEFAULT_MODEL
+from digits.paths import DEFAULT_MODEL, DEFAULT_STRING_MODEL
+from digits.reading.ctc import StringModel
 from digits.reading.images import ImageError, open_image
 from digits.reading.keras_file import CLASSES, Classifier
 from digits.reading.readings import Reading, reading_from
@@ -49,19 +50,21 @@ class FileReading:
 
 
 class Reader:
-    """Reads the digits in pictures with a digit classifier; threads may share one."""
+    """Reads the digits in pictures with a digit classifier and the string model that splits
+    touching digits; threads may share one."""
 
-    def __init__(self, classifier: Classifier):
+    def __init__(self, classifier: Classifier, string_model: StringModel):
         self.classifier = classifier
+        self.string_model = string_model
 
     @classmethod
-    def load(cls, model_path=DEFAULT_MODEL) -> "Reader":
-        """A reader with the model in `model_path`; ModelError (one line) when it is unusable."""
-        return cls(Classifier.load(model_path))
+    def load(cls, model_path=DEFAULT_MODEL, string_model_path=DEFAULT_STRING_MODEL) -> "Reader":
+        """A reader with the models in these files; ModelError (one line) when one is unusable."""
+        return cls(Classifier.load(model_path), StringModel.load(string_model_path))
 
     def read_image(self, image: Image.Image) -> Reading:
         """Every digit in a Pillow picture, left to right."""
-        return self.read_digit_images([find_digits(image)])[0]
+        return self.read_digit_images([find_digits(image, self.string_model)])[0]
 
     def read_bytes(self, data: bytes) -> Reading:
         """Every digit in an encoded picture (PNG, JPEG …); ImageError when it is unusable."""
@@ -70,7 +73,7 @@ class Reader:
     def read_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[FileReading]:
         """A FileReading per picture, in order: a folder stands for the pictures in it."""
         pending, pending_digits = [], 0
-        for loaded in _loaded_inputs([Path(path) for path in paths]):
+        for loaded in _loaded_inputs([Path(path) for path in paths], self.string_model):
             pending.append(loaded)
             pending_digits += len(loaded[1] or ())
             if pending_digits >= BATCH_DIGITS:
@@ -79,15 +82,20 @@ class Reader:
         yield from self._read_batch(pending)
 
     def read_digit_images(self, pictures: list[list[DigitImage]]) -> list[Reading]:
-        """The Readings of many pictures' digits (from find_digits), batched through the model."""
-        images = [digit.pixels for digits in pictures for digit in digits]
-        probabilities = (
-            self.classifier.probabilities(np.stack(images)) if images else np.empty((0, CLASSES))
+        """The Readings of many pictures' digits (from find_digits), batched through the model;
+        a digit the string model already read keeps its probabilities."""
+        unread = [
+            digit.pixels for digits in pictures for digit in digits if digit.probabilities is None
+        ]
+        classified = iter(
+            self.classifier.probabilities(np.stack(unread)) if unread else np.empty((0, CLASSES))
         )
-        readings, start = [], 0
+        readings = []
         for digits in pictures:
-            readings.append(reading_from(digits, probabilities[start : start + len(digits)]))
-            start += len(digits)
+            rows = [
+                next(classified) if d.probabilities is None else d.probabilities for d in digits
+            ]
+            readings.append(reading_from(digits, rows))
         return readings
 
     def _read_batch(self, pending: list) -> Iterator[FileReading]:
@@ -123,9 +131,11 @@ def picture_files(path: Path) -> list[tuple[Path, str | None]]:
     return [(picture, None) for picture in pictures]
 
 
-def _loaded_inputs(paths: list[Path]):
+def _loaded_inputs(paths: list[Path], string_model: StringModel):
     """(path, its DigitImages or None, error or None) of every input, in order. Finding the digits
     in a picture is the slow part, so many pictures are shared out to worker processes."""
+    global _string_model
+    _string_model = string_model
     inputs = [item for path in paths for item in picture_files(path)]
     workers = min(len(inputs) // PICTURES_PER_WORKER, usable_cores())
     if workers < 2:
@@ -133,14 +143,21 @@ def _loaded_inputs(paths: list[Path]):
         return
     import multiprocessing
 
-    with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
+    with multiprocessing.Pool(workers, _start_worker, (string_model,)) as pool:
         yield from pool.imap(_load_input, inputs, chunksize=8)
 
 
-def _ignore_interrupts() -> None:
+# The string model `_load_input` splits groups with: set before the inputs are loaded, in this
+# process and in each worker (a module global, because pool tasks must be picklable functions).
+_string_model: StringModel | None = None
+
+
+def _start_worker(string_model: StringModel) -> None:
     """In worker processes: Ctrl-C is the main process's to handle (it stops the workers)."""
     import signal
 
+    global _string_model
+    _string_model = string_model
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -168,7 +185,7 @@ def _digits_in_file(path: Path) -> list[DigitImage]:
         warnings.simplefilter("ignore")
         with open(path, "rb") as file:
             image = open_image(_picture_source(file))
-        return find_digits(image)
+        return find_digits(image, _string_model)
 
 
 def _picture_source(file):

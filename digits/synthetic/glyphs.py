@@ -39,8 +39,12 @@ def render_glyph(digit, font_path, rng):
     canvas = Image.new("L", (3 * GLYPH_SIZE, 3 * GLYPH_SIZE), 0)
     thickness = int(rng.integers(0, 4))  # from the font's own weight to a felt-tip pen
     ImageDraw.Draw(canvas).text(
-        (GLYPH_SIZE, GLYPH_SIZE // 2), str(digit), fill=255, font=font,
-        stroke_width=thickness, stroke_fill=255,
+        (GLYPH_SIZE, GLYPH_SIZE // 2),
+        str(digit),
+        fill=255,
+        font=font,
+        stroke_width=thickness,
+        stroke_fill=255,
     )
     shear = rng.uniform(-0.25, 0.25)
     stretch = rng.uniform(0.8, 1.2)

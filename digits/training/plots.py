@@ -78,8 +78,15 @@ def confusion_heatmap(counts):
             value = counts[true_digit, predicted_digit]
             if value:
                 colour = "black" if true_digit != predicted_digit else "tab:blue"
-                axis.text(predicted_digit, true_digit, value, ha="center", va="center",
-                          fontsize=7, color=colour)
+                axis.text(
+                    predicted_digit,
+                    true_digit,
+                    value,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color=colour,
+                )
     axis.set_xticks(range(10))
     axis.set_yticks(range(10))
     axis.set_xlabel("predicted digit")

@@ -93,7 +93,7 @@ def make_datasets(config: TrainingConfig, prepared: PreparedData):
 
 
 def fastest_dtype_policy():
-    """"mixed_bfloat16" where the CPU has bfloat16 instructions (AVX512_BF16, AMX), else "float32".
+    """ "mixed_bfloat16" where the CPU has bfloat16 instructions (AVX512_BF16, AMX), else "float32".
 
     Elsewhere bfloat16 would be emulated and slower, so we only switch where the instructions are.
     """

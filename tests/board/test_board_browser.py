@@ -70,10 +70,11 @@ def page(browser, board_url):
     context.close()
 
 
-def draw(page, number: str) -> None:
-    """Draw `number` on the board with the mouse, one stroke at a time, as a person would."""
+def draw(page, number: str, gap: float | None = None) -> None:
+    """Draw `number` on the board with the mouse, one stroke at a time, as a person would
+    (gap: as number_strokes; 0 makes neighbouring digits' strokes touch)."""
     box = page.locator("#board").bounding_box()
-    for stroke in number_strokes(number, box["width"], box["height"]):
+    for stroke in number_strokes(number, box["width"], box["height"], gap):
         page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
         page.mouse.down()
         for (x0, y0), (x1, y1) in itertools.pairwise(stroke):
@@ -163,6 +164,14 @@ def test_drawing_digits_and_a_number_reads_them_live(page, tmp_path):
     assert_bars_add_up(page, 2)
     assert page.locator(".digit-card .digit-value").all_inner_texts() == ["1", "7"]
     assert save_screenshot(page, tmp_path).stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(("number", "gap"), [("11", 0.0), ("00", 0.0), ("147", 0.0)])
+def test_numbers_drawn_with_touching_strokes_are_read_digit_by_digit(page, number, gap):
+    draw(page, number, gap)
+    assert settled_answer(page) == number
+    assert_bars_add_up(page, len(number))
+    assert page.locator(".digit-card .digit-value").all_inner_texts() == list(number)
 
 
 def test_an_opened_picture_is_shown_and_read(page, tmp_path):

@@ -1,10 +1,24 @@
 """Helpers shared by the reading tests: encoding pictures, comparing boxes, checking finds."""
 
 import io
+from functools import cache
 
 from PIL import Image
 
-from digits.reading.segment import find_digits
+from digits.paths import DEFAULT_STRING_MODEL
+from digits.reading.ctc import StringModel
+from digits.reading.segment import DigitImage, find_digits
+
+
+@cache
+def committed_string_model() -> StringModel:
+    """The committed stringmodel.h5, loaded once by the numpy engine."""
+    return StringModel.load(DEFAULT_STRING_MODEL)
+
+
+def digits_found(image: Image.Image) -> list[DigitImage]:
+    """find_digits with the committed string model."""
+    return find_digits(image, committed_string_model())
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -27,7 +41,7 @@ def overlap(a, b) -> float:
 def assert_found(image: Image.Image, boxes=None, min_overlap=0.6):
     """find_digits finds exactly the drawn digits, left to right, where they were drawn."""
     truth = boxes if boxes is not None else image.info["boxes"]
-    found = find_digits(image)
+    found = digits_found(image)
     assert len(found) == len(truth), ([d.box for d in found], truth)
     for digit, box in zip(found, truth, strict=True):
         assert overlap(digit.box, box) >= min_overlap, (digit.box, box)

@@ -1,7 +1,6 @@
 """The numpy engine against Keras's own `model.predict`: every supported layer kind, and the
 committed model over the 10,000 MNIST test digits. These tests import TensorFlow."""
 
-
 import numpy as np
 import pytest
 

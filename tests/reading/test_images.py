@@ -10,9 +10,8 @@ from PIL import Image, ImageFile
 
 from digits.reading import images
 from digits.reading.images import ImageError, open_image
-from digits.reading.segment import find_digits
 from digits.synthetic.pictures import render_digits
-from tests.reading.helpers import assert_found, encoded
+from tests.reading.helpers import assert_found, digits_found, encoded
 
 
 @pytest.mark.parametrize(
@@ -80,7 +79,7 @@ def test_animated_gif_gives_first_frame():
     blank = Image.new("L", first.size, 255)
     data = encoded(first, "GIF", save_all=True, append_images=[blank, blank], duration=100)
     image = open_image(data)
-    assert len(find_digits(image)) == 1
+    assert len(digits_found(image)) == 1
 
 
 def test_large_photo_is_reduced_and_boxes_are_in_input_pixels():

@@ -8,9 +8,8 @@ from PIL import Image
 from scipy import ndimage
 
 from digits.reading.ink import ink_map
-from digits.reading.segment import find_digits
 from digits.synthetic.pictures import render_digits
-from tests.reading.helpers import assert_found, encoded
+from tests.reading.helpers import assert_found, digits_found, encoded
 
 
 def ink_inside_and_outside(picture: Image.Image, ink: np.ndarray) -> tuple[float, float]:
@@ -99,12 +98,12 @@ def _blank_pictures():
     ("name", "picture"), list(_blank_pictures()), ids=lambda v: v if isinstance(v, str) else ""
 )
 def test_no_digit_in_blank_or_noise(name, picture):
-    assert find_digits(picture) == []
+    assert digits_found(picture) == []
     assert float(ink_map(picture).max()) == 0.0 or name in ("uniform noise", "salt and pepper")
 
 
 def test_empty_picture_and_wrong_type():
-    assert find_digits(Image.new("L", (0, 5))) == []
+    assert digits_found(Image.new("L", (0, 5))) == []
     assert ink_map(Image.new("RGB", (7, 0))).shape == (0, 7)
     with pytest.raises(TypeError, match="PIL image"):
-        find_digits(np.zeros((5, 5)))
+        digits_found(np.zeros((5, 5)))

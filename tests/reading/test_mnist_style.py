@@ -1,6 +1,5 @@
 """to_mnist: one digit's ink made the MNIST way (box, centre of mass, stroke width)."""
 
-
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw

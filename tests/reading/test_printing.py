@@ -18,8 +18,8 @@ from scipy import ndimage
 from digits.reading import ink as ink_module
 from digits.reading.printing import lines
 from digits.reading.printing.remove import remove_printing
-from digits.reading.segment import find_digits
 from digits.synthetic.numbers import number_samples
+from tests.reading.helpers import digits_found
 
 SCALE = 4  # drawings are made this many times larger, then area-averaged (anti-aliased)
 
@@ -315,7 +315,7 @@ def test_the_ink_map_of_a_picture_in_boxes_holds_no_frame():
 def test_composed_numbers_are_segmented_once_lines_are_removed(kind, mnist):
     """Digits found = digits written, on most composed numbers."""
     samples = number_samples(*mnist[1], kind, 20, seed=5)
-    found = [len(find_digits(picture)) == len(text) for picture, text, _ in samples]
+    found = [len(digits_found(picture)) == len(text) for picture, text, _ in samples]
     assert sum(found) >= 18
 
 

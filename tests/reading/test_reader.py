@@ -1,11 +1,11 @@
 """The reading API: batching many pictures' digits through the network."""
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from digits.reading.keras_file import Classifier
 from digits.reading.reader import Reader
+from digits.reading.segment import DigitImage
+from tests.reading.helpers import committed_string_model
 from tests.reading.model_files import dense_model
 
 TOLERANCE = 1e-4  # max abs difference allowed between our probabilities and Keras's
@@ -15,11 +15,10 @@ def test_read_digit_images_answers_each_picture_in_one_batch(tmp_path):
     classifier = Classifier.load(dense_model(tmp_path / "dense.h5")[0])
     rng = np.random.default_rng(3)
     pictures = [
-        [SimpleNamespace(pixels=rng.random((28, 28), dtype=np.float32), box=(i, 0, i + 1, 1))]
-        * count
+        [DigitImage(rng.random((28, 28), dtype=np.float32), (i, 0, i + 1, 1))] * count
         for i, count in enumerate([2, 0, 3])
     ]
-    readings = Reader(classifier).read_digit_images(pictures)
+    readings = Reader(classifier, committed_string_model()).read_digit_images(pictures)
 
     assert [len(reading.digits) for reading in readings] == [2, 0, 3]
     for picture, reading in zip(pictures, readings, strict=True):
@@ -28,6 +27,20 @@ def test_read_digit_images_answers_each_picture_in_one_batch(tmp_path):
             np.testing.assert_allclose(digit.probabilities, expected, atol=1e-7)
             assert digit.digit == int(np.argmax(expected))
             assert digit.box == digit_image.box
+
+
+def test_digits_the_string_model_read_keep_its_probabilities(tmp_path):
+    classifier = Classifier.load(dense_model(tmp_path / "dense.h5")[0])
+    pixels = np.zeros((28, 28), np.float32)
+    split = np.full(10, 0.01, np.float32)
+    split[6] = 0.91
+    pictures = [[DigitImage(pixels, (0, 0, 5, 9), split), DigitImage(pixels, (5, 0, 9, 9))]]
+    (reading,) = Reader(classifier, committed_string_model()).read_digit_images(pictures)
+    first, second = reading.digits
+    assert first.digit == 6 and first.probabilities == [float(p) for p in split]
+    np.testing.assert_allclose(
+        second.probabilities, classifier.probabilities(pixels[None])[0], atol=1e-7
+    )
 
 
 # --- against Keras itself (imports TensorFlow, once for the module) ---

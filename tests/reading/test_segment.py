@@ -15,9 +15,9 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digits.reading.images import open_image
-from digits.reading.segment import DigitImage, find_digits
+from digits.reading.segment import DigitImage
 from digits.synthetic.pictures import render_digits
-from tests.reading.helpers import assert_found, encoded, overlap
+from tests.reading.helpers import assert_found, digits_found, encoded, overlap
 
 
 def test_a_number_is_read_left_to_right():
@@ -61,7 +61,7 @@ def test_dotted_stroke_is_one_digit():
     for t in np.linspace(0, 1, 9):  # its stem, dotted
         x, y = 90 - 45 * t, 20 + 100 * t
         draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=0)
-    found = find_digits(picture)
+    found = digits_found(picture)
     assert len(found) == 1
     assert overlap(found[0].box, (26, 16, 94, 125)) > 0.8
 
@@ -82,7 +82,7 @@ def ink_pieces(picture: Image.Image, darker_than: int) -> int:
 def test_digits_touching_with_loops_side_by_side_are_separated(text):
     picture = render_digits(text, stroke=True, size=60, pen=0.12, spacing=-0.04, seed=1)
     assert ink_pieces(picture, 128) == 1  # really touching
-    assert len(find_digits(picture)) == len(text)
+    assert len(digits_found(picture)) == len(text)
 
 
 @pytest.mark.parametrize("text", ["2026", "407", "1985"])
@@ -130,18 +130,18 @@ def test_boxes_follow_a_cropped_opened_picture():
     picture = render_digits("42", size=500, canvas=(3000, 1200))
     image = open_image(encoded(picture, "PNG"))
     cropped = image.crop((0, 0, image.width // 2, image.height))
-    found = find_digits(cropped)
+    found = digits_found(cropped)
     assert all(d.box[2] <= cropped.width and d.box[3] <= cropped.height for d in found)
 
 
 def test_typical_photo_is_fast():
     picture = render_digits("2026", size=60, canvas=(640, 480), noise=6, lighting_gradient=0.3)
     data = encoded(picture, "JPEG", quality=85)
-    find_digits(open_image(data))
+    digits_found(open_image(data))
     timings = []
     for _ in range(5):
         start = time.perf_counter()
-        find_digits(open_image(data))
+        digits_found(open_image(data))
         timings.append(time.perf_counter() - start)
     # Well under 50 ms on an idle core; the margin absorbs a busy shared machine.
     assert sorted(timings)[2] < 0.15
@@ -159,7 +159,7 @@ def test_any_picture_gives_digits_or_nothing(height, width, mode, seed):
     values = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
     values[..., : rng.integers(0, 4)] = rng.integers(0, 256)  # some constant channels
     image = Image.fromarray(values, "RGBA").convert(mode)
-    for digit in find_digits(image):
+    for digit in digits_found(image):
         assert digit.pixels.shape == (28, 28)
         x0, y0, x1, y1 = digit.box
         assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height

@@ -64,7 +64,9 @@ def test_scaled_to_keeps_the_validation_share_and_the_font_share(
 ):
     config = TrainingConfig(validation_size=5000, font_digits=4000).scaled_to(subset)
     assert (config.train_subset, config.validation_size, config.font_digits) == (
-        subset, validation_size, font_digits,
+        subset,
+        validation_size,
+        font_digits,
     )
     assert TrainingConfig(font_digits=0).scaled_to(512).font_digits == 0
 

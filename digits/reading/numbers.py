@@ -1,0 +1,138 @@
+"""How many digits each group of ink holds, and where they are: the string model reads rows.
+
+    split_groups(groups, string_model) -> per group: None (one digit) or its digits' spans
+
+`segment` finds groups of connected ink; a group may hold several digits that touch or overlap
+("00", "147" written in a hurry). The groups that share a row are pasted side by side into one
+line — their own ink only, wide blank gaps shrunk, so that every digit is seen at the height of
+its neighbours — and the string model reads the line. A group in which it reads two or more
+digits is split at the cuts it gives; the others stay whole, for the digit model to read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from digits.reading.ctc import LineDigit, StringModel
+from digits.reading.mnist_style import LINE_MARGIN, to_line
+
+# Groups share a row when their heights overlap by at least this fraction of the shorter one.
+ROW_OVERLAP = 0.5
+# Blank gaps between groups wider than this × the row's height are shrunk to it in the line:
+# the string model was trained on numbers, not on digits a page apart.
+MAX_GAP = 0.6
+
+
+@dataclass(frozen=True)
+class GroupInk:
+    """A group's own ink (other groups' ink masked out) and where it lies in the picture."""
+
+    ink: np.ndarray  # (y1 - y0, x1 - x0) floats in [0, 1]
+    x0: int
+    y0: int
+
+    @property
+    def x1(self) -> int:
+        return self.x0 + self.ink.shape[1]
+
+    @property
+    def y1(self) -> int:
+        return self.y0 + self.ink.shape[0]
+
+
+@dataclass(frozen=True)
+class DigitSpan:
+    """One digit of a split group: its columns within the group, and what the string model read."""
+
+    start: int
+    stop: int
+    probabilities: np.ndarray  # (10,) float32, index = digit
+
+
+def split_groups(groups: list[GroupInk], string_model: StringModel) -> list[list[DigitSpan] | None]:
+    """For each group: None when it holds one digit (or none the string model could see), else
+    its digits left to right."""
+    spans: list[list[DigitSpan] | None] = [None] * len(groups)
+    for row in _rows(groups):
+        for index, digits in _read_row([groups[i] for i in row], string_model).items():
+            spans[row[index]] = digits
+    return spans
+
+
+def _rows(groups: list[GroupInk]) -> list[list[int]]:
+    """Indices of the groups in each row, each row left to right."""
+    rows: list[list[int]] = []
+    for index in sorted(range(len(groups)), key=lambda i: -(groups[i].y1 - groups[i].y0)):
+        group = groups[index]
+        for row in rows:
+            top, bottom = min(groups[i].y0 for i in row), max(groups[i].y1 for i in row)
+            shared = min(bottom, group.y1) - max(top, group.y0)
+            if shared >= ROW_OVERLAP * min(bottom - top, group.y1 - group.y0):
+                row.append(index)
+                break
+        else:
+            rows.append([index])
+    return [sorted(row, key=lambda i: groups[i].x0) for row in rows]
+
+
+def _read_row(row: list[GroupInk], string_model: StringModel) -> dict[int, list[DigitSpan]]:
+    """The groups of one row (left to right) that hold several digits, by position in `row`."""
+    pasted, shifts = _pasted(row)
+    line, geometry = to_line(pasted)
+    digits = string_model.read(line)
+    owners = [_owner(row, shifts, digit, geometry) for digit in digits]
+    split = {}
+    for index, group in enumerate(row):
+        own = [digit for digit, owner in zip(digits, owners, strict=True) if owner == index]
+        if len(own) >= 2:
+            split[index] = _spans(own, group, shifts[index], geometry)
+    return split
+
+
+def _pasted(row: list[GroupInk]) -> tuple[np.ndarray, list[int]]:
+    """The row's groups pasted into one array, wide gaps shrunk; and each group's column shift."""
+    top = min(group.y0 for group in row)
+    height = max(group.y1 for group in row) - top
+    widest_gap = int(MAX_GAP * height)
+    shifts, right_edge, shifted_edge = [], None, 0
+    for group in row:
+        if right_edge is None:
+            shift = LINE_MARGIN - group.x0
+        else:
+            gap = group.x0 - right_edge
+            shift = shifted_edge - right_edge + (min(gap, widest_gap) - gap if gap > 0 else 0)
+        shifts.append(shift)
+        if right_edge is None or group.x1 > right_edge:
+            right_edge, shifted_edge = group.x1, group.x1 + shift
+    width = max(group.x1 + shift for group, shift in zip(row, shifts, strict=True)) + LINE_MARGIN
+    pasted = np.zeros((height, width), np.float32)
+    for group, shift in zip(row, shifts, strict=True):
+        window = pasted[group.y0 - top : group.y1 - top, group.x0 + shift : group.x1 + shift]
+        np.maximum(window, group.ink, out=window)
+    return pasted, shifts
+
+
+def _owner(row: list[GroupInk], shifts: list[int], digit: LineDigit, geometry) -> int | None:
+    """The group a digit the string model read belongs to: the one with the most own ink in the
+    digit's columns (None when no group has ink there)."""
+    start, stop = (round(geometry.to_ink(x)) for x in digit.columns)
+    ink = [
+        float(
+            group.ink[:, max(0, start - group.x0 - shift) : max(0, stop - group.x0 - shift)].sum()
+        )
+        for group, shift in zip(row, shifts, strict=True)
+    ]
+    return int(np.argmax(ink)) if max(ink) > 0 else None
+
+
+def _spans(digits: list[LineDigit], group: GroupInk, shift: int, geometry) -> list[DigitSpan]:
+    """The digits' columns within the group, from the string model's cuts."""
+    width = group.ink.shape[1]
+    edges = [round(geometry.to_ink(digit.columns[0])) - group.x0 - shift for digit in digits]
+    edges = [0] + [min(max(edge, 1), width - 1) for edge in edges[1:]] + [width]
+    return [
+        DigitSpan(start, max(stop, start + 1), digit.probabilities.astype(np.float32))
+        for digit, start, stop in zip(digits, edges[:-1], edges[1:], strict=True)
+    ]
