@@ -25,7 +25,7 @@ from pathlib import Path
 
 from digits.cpu import cpu_model, has_bfloat16, usable_cores
 from digits.files import write_atomic
-from digits.paths import DEFAULT_MODEL, REPOSITORY
+from digits.paths import DEFAULT_MODEL, REPOSITORY, recorded_path
 
 # Quiet TensorFlow (here and in every child process); figures are drawn without a display.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,7 +35,6 @@ REPO = REPOSITORY
 RESULTS = REPO / "bench" / "results"
 INTERFACE = REPO / "interface.py"
 TUTORIAL = REPO / "bench" / "tutorial_predict.py"
-OUTSIDE_REPOSITORY = "(outside the repository)"
 VERSIONED = {
     "python": None,
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
@@ -268,15 +267,6 @@ def recorded_argument(argument):
     if os.path.isabs(value):
         return f"{option}{equals}{recorded_path(value)}"
     return argument
-
-
-def recorded_path(path):
-    """A path as a record stores it: relative to the repository, or, for a file elsewhere, its
-    name alone, so that no record holds the folders of the machine it ran on."""
-    path = Path(path).resolve()
-    if path.is_relative_to(REPO):
-        return path.relative_to(REPO).as_posix()
-    return f"{OUTSIDE_REPOSITORY}/{path.name}"
 
 
 # --- tables and numbers -------------------------------------------------------------------------
