@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from digits.cpu import cpu_model, has_bfloat16, usable_cores
+from digits.cpu import machine
 from digits.files import write_atomic
 from digits.paths import DEFAULT_MODEL, REPOSITORY, recorded_path
 
@@ -165,28 +165,6 @@ def output_folder(parser, args, mode_name):
 
 
 # --- the run record -----------------------------------------------------------------------------
-
-
-def machine():
-    """Cores, CPU model and RAM of this machine."""
-    return {
-        "cores": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "bfloat16_instructions": has_bfloat16(),
-        "ram_gib": ram_gib(),
-        "os": platform.platform(),
-        "cores_usable": usable_cores(),
-    }
-
-
-def ram_gib():
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
 
 
 def versions():

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.optimize import minimize_scalar
 
-from digits.cpu import cpu_model, has_bfloat16, usable_cores
+from digits.cpu import machine
 from digits.files import write_atomic
 from digits.paths import DEFAULT_STRING_MODEL, REPOSITORY, recorded_path
 from digits.training.checkpoint import BestModelCheckpoint, LearningRateLogger, save_atomically
@@ -62,21 +62,23 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=Path,
         help="the run's JSON record (default: bench/results/number_training.json)",
     )
-    option("--numbers", type=int, default=40_000, help="lines composed before training (40000)")
-    option("--fresh", type=int, default=12_288, help="lines replaced every epoch (12288)")
-    option("--validation-numbers", type=int, default=3000, help="validation lines (3000)")
-    option("--epochs", type=int, default=10, help="passes over the training pool (10)")
-    option("--batch-size", type=int, default=64, help="lines per training step (64)")
-    option("--learning-rate", type=float, default=3e-3, help="peak learning rate (0.003)")
-    option("--workers", type=int, default=2, help="processes composing lines up front (2)")
-    option("--seed", type=int, default=42, help="seeds the split, the lines, training (42)")
+    option(
+        "--numbers", type=int, default=40_000, help="lines made before training (default: 40000)"
+    )
+    option("--fresh", type=int, default=12_288, help="lines replaced every epoch (default: 12288)")
+    option("--validation-numbers", type=int, default=3000, help="validation lines (default: 3000)")
+    option("--epochs", type=int, default=10, help="passes over the training pool (default: 10)")
+    option("--batch-size", type=int, default=64, help="lines per training step (default: 64)")
+    option("--learning-rate", type=float, default=3e-3, help="peak learning rate (default: 0.003)")
+    option("--workers", type=int, default=2, help="processes composing lines up front (default: 2)")
+    option("--seed", type=int, default=42, help="seeds the split, lines, training (default: 42)")
     option(
         "--time-limit",
         type=float,
         default=560,
         help="seconds from the start after which training stops; validating, saving and "
         "calibrating take 10–20 s more, so a busy machine cuts the schedule short, not the "
-        "budget (560)",
+        "budget (default: 560)",
     )
     option(
         "--dry-run",
@@ -256,6 +258,7 @@ def train(args, started: float) -> dict:
     build_in_temperature(saved, temperature)
     save_atomically(saved, args.output)
     return {
+        # From main()'s start, once Python and TensorFlow are imported (about 4 s), to the file.
         "seconds": round(time.perf_counter() - started, 1),
         "seconds_composing_before_training": round(composed, 1),
         "epochs_run": len(history.history["loss"]),
@@ -277,11 +280,7 @@ def run_record(args, argv, results: dict) -> dict:
     return {
         "command": " ".join(["python -m digits.training.train_numbers", *argv]),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu_model": cpu_model(),
-            "cores_usable": usable_cores(),
-            "bfloat16_instructions": has_bfloat16(),
-        },
+        "machine": machine(),
         "versions": {
             "python": sys.version.split()[0],
             "tensorflow": tf.__version__,
