@@ -17,10 +17,10 @@ the 7-row ones at twice their cost, or a hidden per-frame Dense layer.)
 import keras
 from keras import layers
 
+from digits.reading.ctc import BLANK
 from digits.reading.mnist_style import FIELD
 
-BLANK = 10
-NUM_CLASSES = 11  # ten digits and the blank
+NUM_CLASSES = BLANK + 1  # ten digits and the blank
 
 
 def build_model(dropout=0.2, dtype="float32", softmax=True):

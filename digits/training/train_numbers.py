@@ -29,10 +29,11 @@ from scipy.optimize import minimize_scalar
 from digits.cpu import machine
 from digits.files import write_atomic
 from digits.paths import DEFAULT_STRING_MODEL, REPOSITORY, recorded_path
+from digits.reading.ctc import greedy_labels
 from digits.training.checkpoint import BestModelCheckpoint, LearningRateLogger, save_atomically
 from digits.training.config import TrainingConfig
 from digits.training.mnist import load_mnist
-from digits.training.number_model import BLANK, build_model, ctc_loss
+from digits.training.number_model import build_model, ctc_loss
 from digits.training.number_stream import (
     TrainingLines,
     batches,
@@ -103,13 +104,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # --- reading the validation lines -----------------------------------------------------------
-
-
-def greedy_labels(frames: np.ndarray) -> list[int]:
-    """Greedy CTC decoding of (F, 11) frames: each frame's arg-max, repeats collapsed, blanks
-    dropped."""
-    best = np.argmax(frames, axis=-1)
-    return [int(k) for i, k in enumerate(best) if k != BLANK and (i == 0 or k != best[i - 1])]
 
 
 def predicted_frames(model, validation_batches):

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from digits.paths import DEFAULT_STRING_MODEL
+from digits.reading.ctc import greedy_labels
 from digits.reading.keras_file import STRING_MODEL, load_network
 from digits.reading.mnist_style import FIELD, FRAME_STRIDE, MAX_LINE_WIDTH
 from digits.training import train_numbers
 from digits.training.checkpoint import save_atomically
 from digits.training.config import TrainingConfig
 from digits.training.number_lines import number_lines
-from digits.training.number_model import BLANK, NUM_CLASSES, build_model
+from digits.training.number_model import NUM_CLASSES, build_model
 from digits.training.recipe import prepare_data
 
 
@@ -100,13 +101,6 @@ def test_a_string_model_saved_by_our_code_runs_on_the_engine_as_in_keras(tmp_pat
     assert_engine_matches_keras(path, model, np.random.default_rng(2))
 
 
-def test_greedy_decoding_collapses_repeats_and_drops_blanks():
-    b = BLANK
-    frames = np.eye(NUM_CLASSES)[[b, 3, 3, b, 3, 1, 1, b]]
-    assert train_numbers.greedy_labels(frames) == [3, 3, 1]
-    assert train_numbers.greedy_labels(np.eye(NUM_CLASSES)[[b, b]]) == []
-
-
 @pytest.fixture(scope="module")
 def committed_string_model():
     if not DEFAULT_STRING_MODEL.is_file():
@@ -128,5 +122,5 @@ def test_the_committed_string_model_reads_validation_numbers(committed_string_mo
     right = 0
     for line, target in zip(lines, targets, strict=True):
         (frames,) = network(line.astype(np.float32)[None, ..., None])[:, 0]
-        right += train_numbers.greedy_labels(frames) == list(target[2 : 2 + target[1]])
+        right += greedy_labels(frames) == list(target[2 : 2 + target[1]])
     assert right >= 0.85 * len(lines)
