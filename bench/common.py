@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from digits.cpu import cpu_model, has_bfloat16, usable_cores
+from digits.cpu import machine
 from digits.files import write_atomic
-from digits.paths import DEFAULT_MODEL, REPOSITORY
+from digits.paths import DEFAULT_MODEL, REPOSITORY, recorded_path
 
 # Quiet TensorFlow (here and in every child process); figures are drawn without a display.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,7 +35,6 @@ REPO = REPOSITORY
 RESULTS = REPO / "bench" / "results"
 INTERFACE = REPO / "interface.py"
 TUTORIAL = REPO / "bench" / "tutorial_predict.py"
-OUTSIDE_REPOSITORY = "(outside the repository)"
 VERSIONED = {
     "python": None,
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
@@ -176,28 +175,6 @@ def output_folder(parser, args, mode_name):
 # --- the run record -----------------------------------------------------------------------------
 
 
-def machine():
-    """Cores, CPU model and RAM of this machine."""
-    return {
-        "cores": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "bfloat16_instructions": has_bfloat16(),
-        "ram_gib": ram_gib(),
-        "os": platform.platform(),
-        "cores_usable": usable_cores(),
-    }
-
-
-def ram_gib():
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
-
-
 def versions():
     """Versions of Python and the libraries measured, read without importing them."""
     found = {"python": platform.python_version()}
@@ -277,15 +254,6 @@ def recorded_argument(argument):
     if os.path.isabs(value):
         return f"{option}{equals}{recorded_path(value)}"
     return argument
-
-
-def recorded_path(path):
-    """A path as a record stores it: relative to the repository, or, for a file elsewhere, its
-    name alone, so that no record holds the folders of the machine it ran on."""
-    path = Path(path).resolve()
-    if path.is_relative_to(REPO):
-        return path.relative_to(REPO).as_posix()
-    return f"{OUTSIDE_REPOSITORY}/{path.name}"
 
 
 # --- tables and numbers -------------------------------------------------------------------------

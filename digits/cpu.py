@@ -1,7 +1,9 @@
-"""What the processor is and offers: its model name, usable cores, and bfloat16 instructions."""
+"""What the machine is and offers: its processor's model name, usable cores, bfloat16 instructions
+and memory, and the description of it that run records keep."""
 
 import os
 import platform
+from pathlib import Path
 
 
 def usable_cores() -> int:
@@ -38,3 +40,26 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def ram_gib() -> float | None:
+    """The machine's memory in GiB (Linux), else None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict:
+    """Cores, CPU model and RAM of this machine, as run records keep them."""
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "bfloat16_instructions": has_bfloat16(),
+        "ram_gib": ram_gib(),
+        "os": platform.platform(),
+        "cores_usable": usable_cores(),
+    }
