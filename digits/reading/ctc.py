@@ -2,9 +2,9 @@
 
 The string model (`stringmodel.h5`) reads a line from `mnist_style.to_line` — 28 rows, any width
 that is a multiple of 4 — and gives one frame per few columns (its poolings decide how many):
-eleven probabilities, the ten digits and the CTC blank ("no new digit here"). Decoding is greedy: each frame's most likely class,
-repeats collapsed, blanks dropped. A digit's *run* is the stretch of frames whose most likely
-class it is.
+eleven probabilities, the ten digits and the CTC blank ("no new digit here"). Decoding is greedy:
+each frame's most likely class, repeats collapsed, blanks dropped. A digit's *run* is the stretch
+of frames whose most likely class it is.
 
 - A digit's ten probabilities are its run's digit probabilities summed over the run's frames
   (blank left out) and renormalised: the frames that say most clearly that a digit is there

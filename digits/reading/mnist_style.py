@@ -31,8 +31,8 @@ WORK_FACTOR = 4
 # Blank columns left and right of a line's ink: the string model's outer frames see empty paper,
 # as MNIST's 4-px border does for the digit model.
 LINE_MARGIN = 4
-# The string model emits one frame per FRAME_STRIDE columns; a line's width is a multiple of it.
-FRAME_STRIDE = 4
+# A line's width is a multiple of this, so that the string model's poolings divide it evenly.
+WIDTH_STEP = 4
 # The widest line: 6 well-spaced wide digits fit with room to spare (about 30 px each). Wider ink
 # is shrunk to fit, so that the work per line stays bounded.
 MAX_LINE_WIDTH = 256
@@ -169,7 +169,7 @@ def to_line(ink: np.ndarray) -> tuple[np.ndarray, LineGeometry]:
 
     Crops to the ink, normalises the stroke width towards MNIST's, scales the height to 20 px
     keeping the aspect ratio (W at most MAX_LINE_WIDTH), puts the centre of mass on row 14,
-    leaves LINE_MARGIN blank columns each side (W a multiple of FRAME_STRIDE) and scales the
+    leaves LINE_MARGIN blank columns each side (W a multiple of WIDTH_STEP) and scales the
     maximum to 1. The geometry maps the line's columns back to the ink's. No ink gives an empty
     line. Raises ValueError like to_mnist.
     """
@@ -198,7 +198,7 @@ def to_line(ink: np.ndarray) -> tuple[np.ndarray, LineGeometry]:
 def _place_in_line(strip: np.ndarray) -> np.ndarray:
     """The strip in 28 rows with its centre of mass on row 14, LINE_MARGIN columns each side."""
     rows, columns = strip.shape
-    width = -(-(columns + 2 * LINE_MARGIN) // FRAME_STRIDE) * FRAME_STRIDE
+    width = -(-(columns + 2 * LINE_MARGIN) // WIDTH_STEP) * WIDTH_STEP
     line = np.zeros((FIELD, width), np.float32)
     top = round(CENTRE - ndimage.center_of_mass(strip)[0])
     y0, y1 = max(top, 0), min(top + rows, FIELD)

@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from digits.reading.mnist_style import FRAME_STRIDE, to_line
+from digits.reading.mnist_style import to_line
+from digits.training.number_model import FRAME_STRIDE
 
 GAP_KINDS = ("spaced", "touching", "overlapping")
 GAP_KIND_WEIGHTS = (0.2, 0.35, 0.45)

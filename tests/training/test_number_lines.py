@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from digits.reading.mnist_style import FIELD, FRAME_STRIDE
+from digits.reading.mnist_style import FIELD
 from digits.training import number_lines
 from digits.training.number_lines import GAP_KINDS, INK, MAX_DIGITS, compose
+from digits.training.number_model import FRAME_STRIDE
 
 
 class Watched:

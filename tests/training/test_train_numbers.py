@@ -10,12 +10,12 @@ import pytest
 from digits.paths import DEFAULT_STRING_MODEL
 from digits.reading.ctc import greedy_labels
 from digits.reading.keras_file import STRING_MODEL, load_network
-from digits.reading.mnist_style import FIELD, FRAME_STRIDE, MAX_LINE_WIDTH
+from digits.reading.mnist_style import FIELD, MAX_LINE_WIDTH
 from digits.training import train_numbers
 from digits.training.checkpoint import save_atomically
 from digits.training.config import TrainingConfig
 from digits.training.number_lines import number_lines
-from digits.training.number_model import NUM_CLASSES, build_model
+from digits.training.number_model import FRAME_STRIDE, NUM_CLASSES, build_model
 from digits.training.recipe import prepare_data
 
 
