@@ -10,7 +10,15 @@ from pathlib import Path
 
 from bench.common import RESULTS, markdown_table, percent, plural, ratio, times
 
-BENCHMARKS = ("training", "time_to_99", "cold_start", "throughput", "memory", "realistic")
+BENCHMARKS = (
+    "training",
+    "time_to_99",
+    "cold_start",
+    "throughput",
+    "memory",
+    "realistic",
+    "strings",
+)
 
 
 def load(folder):
@@ -148,6 +156,34 @@ def realistic_rows(document):
     ]
 
 
+def strings_rows(document):
+    kinds = document["results"]["kinds"]
+    names = " / ".join(kinds)
+
+    def shares(which):
+        results = [kind.get(which) for kind in kinds.values()]
+        if any(result is None for result in results):
+            return "–"
+        return " / ".join(percent(r["read"] / r["numbers"], 1) for r in results)
+
+    numbers = next(iter(kinds.values()))["now"]["numbers"]
+    six = document["results"]["six_digit_overlapping"]
+    return [
+        (
+            f"whole numbers of MNIST test digits read exactly, {numbers} per kind: {names}",
+            shares("now"),
+            shares("before") + " (before the string model)",
+            "",
+        ),
+        (
+            "one 6-digit overlapping number, read in process (median)",
+            f"{six['median_ms']:.0f} ms",
+            "–",
+            "",
+        ),
+    ]
+
+
 ROWS = {
     "training": training_rows,
     "time_to_99": time_to_99_rows,
@@ -155,6 +191,7 @@ ROWS = {
     "throughput": throughput_rows,
     "memory": memory_rows,
     "realistic": realistic_rows,
+    "strings": strings_rows,
 }
 
 
