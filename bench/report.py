@@ -75,6 +75,13 @@ def throughput_rows(document):
          f"{run['images_per_second']:,.0f} images/s ({run['seconds']:.1f} s)", "–", "")
         for run in results["cli"]
     ]
+    realistic = results["realistic"]
+    rows.append(
+        (f"`interface.py` on {realistic['files']:,} realistic pictures, one call, "
+         "against decoding them (Pillow, one process)",
+         f"{realistic['images_per_second']:,.0f} images/s ({realistic['seconds']:.1f} s)",
+         f"{realistic['decoding_seconds']:.2f} s", times(realistic["decoding_ratio"]))
+    )
     api = results["api"]
     rows.append((f"in-process prediction, {api['images']:,} test digits",
                  f"{api['ours']['images_per_second']:,.0f} images/s",
