@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from digits.reading.printing.bands import removal_mask
 from digits.reading.printing.judge import printed_lines
-from digits.reading.printing.lines import ALONG, LINE_LEVEL, candidates
+from digits.reading.printing.lines import ALONG, LINE_LEVEL, MIN_LENGTH, candidates
 
 # Removing.
 PAPER_PERCENTILE = 50  # of the smoothed contrast: the paper (remove_printing)
@@ -35,6 +35,8 @@ def remove_printing(contrast: np.ndarray) -> np.ndarray:
     map; a second look at FAINT_LEVEL removes fainter paper rulings only.  The same array
     is returned when there is no line.
     """
+    if max(contrast.shape) < MIN_LENGTH:
+        return contrast  # no line is long enough to be a candidate (lines.candidates)
     smooth = ndimage.gaussian_filter(contrast, 1.0)
     sample = smooth[:: max(1, smooth.shape[0] // 256), :: max(1, smooth.shape[1] // 256)]
     # The paper: the median (a dense grid raises it; the fill below does not use it).
