@@ -71,7 +71,7 @@ def build_parser():
     parser.add_argument(
         "--before", type=Path, metavar="DIR",
         help="a checkout of the code before a change (e.g. `git worktree add DIR COMMIT`): its "
-        "calls are profiled stage by stage too",
+        "calls are profiled stage by stage too (default: none, the code now only)",
     )
     return parser
 
