@@ -11,8 +11,11 @@ from digits.reading.engine.blas import BLAS_THREADS
 from digits.reading.engine.core import Workspace
 from digits.reading.engine.layers import Activation, Affine, Conv2D, Linear, Pool
 
-WORKSPACE_BYTES = 12 * 2**20  # one thread's buffers: ~16 MNIST digits at a time, cache-friendly
+WORKSPACE_BYTES = 16 * 2**20  # one thread's buffers: 20 MNIST digits at a time, cache-friendly
 MAX_CHUNK = 64
+# Chunks this large get every algorithm they will run with (Winograd needs WINOGRAD_MIN_CHUNK
+# examples): their buffers per example are what a chunk of any usual size needs.
+PROBE_CHUNK = 8
 
 
 def fuse(ops: list) -> list:
@@ -111,7 +114,8 @@ class Network:
     def chunk_size(self, shape) -> int:
         """Examples per chunk, so that one thread's buffers stay within WORKSPACE_BYTES."""
         if shape not in self.bytes_per_example:
-            self.bytes_per_example[shape] = max(Program(self.ops, shape, 1).workspace.nbytes, 1)
+            probe = Program(self.ops, shape, PROBE_CHUNK).workspace.nbytes
+            self.bytes_per_example[shape] = max(probe // PROBE_CHUNK, 1)
         return int(np.clip(WORKSPACE_BYTES // self.bytes_per_example[shape], 1, MAX_CHUNK))
 
     def output_shape(self, shape) -> tuple:
