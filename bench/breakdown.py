@@ -3,11 +3,13 @@ time merely decoding them takes, and where a call's time goes, stage by stage (b
 as a table and a stacked-bar figure.
 """
 
+import io
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -61,6 +63,16 @@ def decoding_seconds(folder, repeats):
                 image.load()
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
+
+
+def checkout(commit, folder):
+    """The files of `commit` (git archive) extracted into `folder`, for stage_seconds to run."""
+    archive = subprocess.run(
+        ["git", "-C", REPO, "archive", "--format=tar", commit], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return Path(folder)
 
 
 def stage_seconds(folder, model, code=REPO):

@@ -7,11 +7,11 @@ and realistic single-digit pictures (bench.breakdown: scans and drawings, 20–3
 JPEG), each set in a temporary folder that is passed to interface.py as one argument; the call's
 wall time includes its start-up. The realistic call is measured against merely decoding the
 same files with Pillow in one process (the reference). Where a call's time goes is profiled stage
-by stage (bench/stages.py), also on the code of an older checkout with --before DIR, and drawn
+by stage (bench/stages.py), also on the code of an older commit with --before COMMIT, and drawn
 as throughput_stages.png. In process, each engine first gets one untimed warm-up call; ours is
 timed before TensorFlow is imported, so TensorFlow's threads cannot slow it.
 
-    python -m bench.throughput [--before DIR]
+    python -m bench.throughput [--before COMMIT]
 """
 
 import json
@@ -25,6 +25,7 @@ import numpy as np
 
 from bench.breakdown import (
     FIGURE,
+    checkout,
     decoding_seconds,
     draw_stages,
     stage_seconds,
@@ -69,9 +70,9 @@ def build_parser():
     add_setting(parser, "--repeats", int, "timed in-process passes of each engine (median)")
     add_model_option(parser)
     parser.add_argument(
-        "--before", type=Path, metavar="DIR",
-        help="a checkout of the code before a change (e.g. `git worktree add DIR COMMIT`): its "
-        "calls are profiled stage by stage too (default: none, the code now only)",
+        "--before", metavar="COMMIT",
+        help="the commit before a change: its code's calls are profiled stage by stage too "
+        "(default: none, the code now only)",
     )
     return parser
 
@@ -121,10 +122,12 @@ def realistic_throughput(model, count, folder, repeats):
     }
 
 
-def profile_stages(model, folders, before):
-    """Seconds per stage of a call on each folder (label → folder), now and, given a checkout
-    of older code, before."""
-    codes = {"now": REPO} if before is None else {"before": before.resolve(), "now": REPO}
+def profile_stages(model, folders, before, scratch):
+    """Seconds per stage of a call on each folder (label → folder), now and, given an older
+    commit, before (its code extracted into `scratch`)."""
+    codes = {"now": REPO}
+    if before is not None:
+        codes = {"before": checkout(before, scratch), **codes}
     return {
         label: {code: stage_seconds(folder, model, path) for code, path in codes.items()}
         for label, folder in folders.items()
@@ -227,7 +230,7 @@ def main(argv=None):
         profiled = {f"realistic {count:,}": folder / "realistic"}
         if counts:
             profiled[f"MNIST {counts[0]:,}"] = folder / str(counts[0])
-        stages = profile_stages(args.model, profiled, args.before)
+        stages = profile_stages(args.model, profiled, args.before, folder / "before")
     api_count = mode.settings["api_images"]
     api = api_throughput(args.model, images[:api_count], labels[:api_count], repeats)
     bars = stage_profiles_by_bar(stages)
