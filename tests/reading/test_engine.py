@@ -2,7 +2,6 @@
 model's lines of several widths, and the committed model over the 10,000 MNIST test digits
 (these tests import TensorFlow); and against itself: a batch read whole or one by one."""
 
-
 import numpy as np
 import pytest
 

@@ -99,8 +99,8 @@ class Network:
     A batch runs in chunks, on one thread per usable core: numpy releases the GIL inside matrix
     products and array arithmetic, where nearly all the time goes, so threads share the cores
     well; each keeps its own buffers (Program). OpenBLAS must then run each product on the
-    calling thread alone: two callers sharing its own threads wait for each other (measured
-    2.5× slower than one thread), so BLAS_THREADS pins it to one thread meanwhile.
+    calling thread alone (two callers sharing its threads wait for each other), so BLAS_THREADS
+    pins it to one thread meanwhile.
     Threads may share a network."""
 
     def __init__(self, ops: list, input_shape: tuple, threads: int | None = None):
