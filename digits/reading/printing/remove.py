@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from digits.reading.printing.bands import removal_mask
-from digits.reading.printing.judge import printed_lines
+from digits.reading.printing.judge import ink_near_both_borders, printed_lines
 from digits.reading.printing.lines import ALONG, LINE_LEVEL, MIN_LENGTH, candidates
 
 # Removing.
@@ -77,5 +77,7 @@ def _removed(smooth: np.ndarray, level: float, raw: np.ndarray, rulings_only=Fal
         # Faint rulings are continuous only once smoothed along themselves; frames must be
         # continuous in the ink itself (see _measured).
         continuous = along > level if rulings_only else mask
+        if rulings_only and not ink_near_both_borders(continuous, vertical):
+            continue  # no ruling can run from border to border in this direction
         lines += candidates(along, level, vertical, continuous, raw)
     return removal_mask(mask, printed_lines(mask, lines, rulings_only), raw)
