@@ -152,7 +152,7 @@ class WinogradConvolution:
         tiles_h, tiles_w = -(-out_h // TILE), -(-out_w // TILE)
         rows, cols = TILE * tiles_h + 2, TILE * tiles_w + 2
         self.buffer = workspace.zeros((rows, cols, n, channels))
-        self.u = conv.winograd_kernel()
+        self.conv = conv  # its transformed kernel is made on the first run, not when binding
         self.bias = conv.bias
         self.out_hw = out_h, out_w
         self.shape = tiles_h, tiles_w, n, channels, filters
@@ -216,7 +216,7 @@ class WinogradConvolution:
     def run(self, x, out):
         np.matmul(WINOGRAD_BT, self.x_cols, out=self.vw_out)
         np.matmul(WINOGRAD_BT, self.vw_rows, out=self.v_out)
-        np.matmul(self.v, self.u, out=self.m)
+        np.matmul(self.v, self.conv.winograd_kernel(), out=self.m)
         np.matmul(WINOGRAD_AT, self.m_rows, out=self.z_out)
         self.z_bias[...] = self.bias  # "b" also held V: the bias row is refilled every time
         np.matmul(WINOGRAD_AT_BIAS, self.z_cols, out=self.y_out)
