@@ -34,12 +34,18 @@ def training_rows(document):
     ours, reference = results["ours"], results["reference"]
     images = f"{results['training_images']:,} training images"
     return [
-        (f"training wall time ({images})",
-         f"{ours['seconds']:.0f} s, {plural(ours['epochs_run'], 'epoch')}",
-         f"{reference['seconds']:.0f} s, {plural(reference['epochs_run'], 'epoch')}",
-         times(results["time_ratio"])),
-        (f"test error ({results['test_images']:,} test digits)", percent(ours["test_error"]),
-         percent(reference["test_error"]), times(results["error_ratio"])),
+        (
+            f"training wall time ({images})",
+            f"{ours['seconds']:.0f} s, {plural(ours['epochs_run'], 'epoch')}",
+            f"{reference['seconds']:.0f} s, {plural(reference['epochs_run'], 'epoch')}",
+            times(results["time_ratio"]),
+        ),
+        (
+            f"test error ({results['test_images']:,} test digits)",
+            percent(ours["test_error"]),
+            percent(reference["test_error"]),
+            times(results["error_ratio"]),
+        ),
     ]
 
 
@@ -52,8 +58,14 @@ def time_to_99_rows(document):
         reached = outcome["reached"]
         return f"{reached['seconds']:.0f} s ({reached['epochs']:.2f} epochs)"
 
-    return [(f"time to {results['target']:.1%} test accuracy", cell(results["ours"]),
-             cell(results["reference"]), times(results["time_ratio"]))]
+    return [
+        (
+            f"time to {results['target']:.1%} test accuracy",
+            cell(results["ours"]),
+            cell(results["reference"]),
+            times(results["time_ratio"]),
+        )
+    ]
 
 
 def cold_start_rows(document):
@@ -64,29 +76,46 @@ def cold_start_rows(document):
     def cell(stats):
         return f"{stats['median']:.2f} s ({stats['min']:.2f}–{stats['max']:.2f})"
 
-    return [(f"one picture from the command line, cold start (median of {runs}, min–max)",
-             cell(ours), cell(reference), times(ratio(ours["median"], reference["median"])))]
+    return [
+        (
+            f"one picture from the command line, cold start (median of {runs}, min–max)",
+            cell(ours),
+            cell(reference),
+            times(ratio(ours["median"], reference["median"])),
+        )
+    ]
 
 
 def throughput_rows(document):
     results = document["results"]
     rows = [
-        (f"`interface.py` on {run['files']:,} picture files, one call",
-         f"{run['images_per_second']:,.0f} images/s ({run['seconds']:.1f} s)", "–", "")
+        (
+            f"`interface.py` on {run['files']:,} picture files, one call",
+            f"{run['images_per_second']:,.0f} images/s ({run['seconds']:.1f} s)",
+            "–",
+            "",
+        )
         for run in results["cli"]
     ]
     realistic = results["realistic"]
     rows.append(
-        (f"`interface.py` on {realistic['files']:,} realistic pictures, one call, "
-         "against decoding them (Pillow, one process)",
-         f"{realistic['images_per_second']:,.0f} images/s ({realistic['seconds']:.1f} s)",
-         f"{realistic['decoding_seconds']:.2f} s", times(realistic["decoding_ratio"]))
+        (
+            f"`interface.py` on {realistic['files']:,} realistic pictures, one call, "
+            "against decoding them (Pillow, one process)",
+            f"{realistic['images_per_second']:,.0f} images/s ({realistic['seconds']:.1f} s)",
+            f"{realistic['decoding_seconds']:.2f} s",
+            times(realistic["decoding_ratio"]),
+        )
     )
     api = results["api"]
-    rows.append((f"in-process prediction, {api['images']:,} test digits",
-                 f"{api['ours']['images_per_second']:,.0f} images/s",
-                 f"{api['keras']['images_per_second']:,.0f} images/s",
-                 times(api["speed_ratio"])))
+    rows.append(
+        (
+            f"in-process prediction, {api['images']:,} test digits",
+            f"{api['ours']['images_per_second']:,.0f} images/s",
+            f"{api['keras']['images_per_second']:,.0f} images/s",
+            times(api["speed_ratio"]),
+        )
+    )
     return rows
 
 
@@ -96,12 +125,18 @@ def memory_rows(document):
     images = f"{settings['train_subset']:,}" if settings["train_subset"] else "60,000"
     training, cli = results["training"], results["cli"]
     return [
-        (f"peak memory, training {plural(settings['epochs'], 'epoch')} on {images} images",
-         f"{training['ours']['peak_rss_mib']:,.0f} MiB",
-         f"{training['reference']['peak_rss_mib']:,.0f} MiB", times(results["training_ratio"])),
-        ("peak memory, one picture from the command line",
-         f"{cli['interface']['median_mib']:,.0f} MiB",
-         f"{cli['tutorial']['median_mib']:,.0f} MiB", times(results["cli_ratio"])),
+        (
+            f"peak memory, training {plural(settings['epochs'], 'epoch')} on {images} images",
+            f"{training['ours']['peak_rss_mib']:,.0f} MiB",
+            f"{training['reference']['peak_rss_mib']:,.0f} MiB",
+            times(results["training_ratio"]),
+        ),
+        (
+            "peak memory, one picture from the command line",
+            f"{cli['interface']['median_mib']:,.0f} MiB",
+            f"{cli['tutorial']['median_mib']:,.0f} MiB",
+            times(results["cli_ratio"]),
+        ),
     ]
 
 
@@ -113,8 +148,12 @@ def realistic_rows(document):
         return f"{percent(result[f'{kind}_read'] / result[kind])} of {result[kind]}"
 
     return [
-        ("realistic pictures: single digits read exactly", read(ours, "single_digits"),
-         read(tutorial, "single_digits") + " (tutorial resize)", ""),
+        (
+            "realistic pictures: single digits read exactly",
+            read(ours, "single_digits"),
+            read(tutorial, "single_digits") + " (tutorial resize)",
+            "",
+        ),
         ("realistic pictures: whole numbers read exactly", read(ours, "numbers"), "–", ""),
     ]
 
@@ -154,7 +193,9 @@ def main(argv=None):
         prog="python -m bench.report", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--results", type=Path, default=RESULTS,
+        "--results",
+        type=Path,
+        default=RESULTS,
         help="folder holding the benchmarks' JSON files (default: bench/results)",
     )
     args = parser.parse_args(argv)

@@ -70,7 +70,8 @@ def build_parser():
     add_setting(parser, "--repeats", int, "timed in-process passes of each engine (median)")
     add_model_option(parser)
     parser.add_argument(
-        "--before", metavar="COMMIT",
+        "--before",
+        metavar="COMMIT",
         help="the commit before a change: its code's calls are profiled stage by stage too "
         "(default: none, the code now only)",
     )
@@ -136,8 +137,11 @@ def profile_stages(model, folders, before, scratch):
 
 def stage_profiles_by_bar(stages):
     """The stage profiles as one bar each, labelled e.g. "realistic 1,000, now"."""
-    return {f"{label}, {code}": profile for label, by_code in stages.items()
-            for code, profile in by_code.items()}
+    return {
+        f"{label}, {code}": profile
+        for label, by_code in stages.items()
+        for code, profile in by_code.items()
+    }
 
 
 def timed(function, repeats):
@@ -191,25 +195,44 @@ def api_throughput(model, images, labels, repeats):
 
 def table(cli, realistic, api):
     rows = [
-        (f"`interface.py` on {run['files']:,} files, one call", f"{run['seconds']:.2f} s",
-         f"{run['images_per_second']:,.0f}", percent(run["accuracy"]))
+        (
+            f"`interface.py` on {run['files']:,} files, one call",
+            f"{run['seconds']:.2f} s",
+            f"{run['images_per_second']:,.0f}",
+            percent(run["accuracy"]),
+        )
         for run in cli
     ]
     files = f"{realistic['files']:,}"
     rows += [
-        (f"`interface.py` on {files} realistic pictures, one call",
-         f"{realistic['seconds']:.2f} s", f"{realistic['images_per_second']:,.0f}",
-         percent(realistic["accuracy"])),
-        (f"decoding the same {files} files with Pillow, one process (reference)",
-         f"{realistic['decoding_seconds']:.2f} s", "", ""),
+        (
+            f"`interface.py` on {files} realistic pictures, one call",
+            f"{realistic['seconds']:.2f} s",
+            f"{realistic['images_per_second']:,.0f}",
+            percent(realistic["accuracy"]),
+        ),
+        (
+            f"decoding the same {files} files with Pillow, one process (reference)",
+            f"{realistic['decoding_seconds']:.2f} s",
+            "",
+            "",
+        ),
         ("realistic call / decoding", times(realistic["decoding_ratio"]), "", ""),
     ]
     count = f"{api['images']:,}"
-    for key, label in (("ours", "Classifier.probabilities (ours)"),
-                       ("keras", f"Keras model.predict, batch {KERAS_BATCH} (reference)")):
+    for key, label in (
+        ("ours", "Classifier.probabilities (ours)"),
+        ("keras", f"Keras model.predict, batch {KERAS_BATCH} (reference)"),
+    ):
         engine = api[key]
-        rows.append((f"{label}, {count} digits in process", f"{engine['seconds']:.2f} s",
-                     f"{engine['images_per_second']:,.0f}", percent(engine["accuracy"])))
+        rows.append(
+            (
+                f"{label}, {count} digits in process",
+                f"{engine['seconds']:.2f} s",
+                f"{engine['images_per_second']:,.0f}",
+                percent(engine["accuracy"]),
+            )
+        )
     rows.append(("in process, ours / Keras images/s", times(api["speed_ratio"]), "", ""))
     return markdown_table(["what", "wall time", "images/s", "accuracy"], rows)
 
@@ -222,9 +245,7 @@ def main(argv=None):
     repeats = mode.settings["repeats"]
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as folder:
         folder = Path(folder)
-        cli = [
-            cli_throughput(args.model, images[:n], labels[:n], folder / str(n)) for n in counts
-        ]
+        cli = [cli_throughput(args.model, images[:n], labels[:n], folder / str(n)) for n in counts]
         count = mode.settings["realistic"]
         realistic = realistic_throughput(args.model, count, folder / "realistic", repeats)
         profiled = {f"realistic {count:,}": folder / "realistic"}
@@ -235,8 +256,14 @@ def main(argv=None):
     api = api_throughput(args.model, images[:api_count], labels[:api_count], repeats)
     bars = stage_profiles_by_bar(stages)
     draw_stages(bars, output / FIGURE)
-    results = {"cli": cli, "realistic": realistic, "stages": stages, "api": api,
-               "figure": FIGURE, "model": recorded_path(args.model)}
+    results = {
+        "cli": cli,
+        "realistic": realistic,
+        "stages": stages,
+        "api": api,
+        "figure": FIGURE,
+        "model": recorded_path(args.model),
+    }
     finish(NAME, mode, output, results, table(cli, realistic, api) + "\n\n" + stages_table(bars))
 
 

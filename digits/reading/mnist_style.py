@@ -164,7 +164,6 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     return np.clip(field, 0, 1)
 
 
-
 def to_line(ink: np.ndarray) -> tuple[np.ndarray, LineGeometry]:
     """A row of ink holding one or more digits → (float32 (28, W) line, its geometry).
 
