@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 STAGES = ("start-up", "decoding", "finding ink", "splitting", "normalising", "engine", "output")
-BATCH_DIGITS = 256  # as digits.reading.reader batches them
 
 
 class Clock:
@@ -51,6 +50,7 @@ def profile(folder: Path, model: Path, launched: float | None) -> dict:
     from digits.reading import segment
     from digits.reading.images import open_image
     from digits.reading.keras_file import Classifier
+    from digits.reading.reader import BATCH_DIGITS
     from digits.reading.readings import reading_from
 
     classifier = Classifier.load(model)
@@ -65,17 +65,19 @@ def profile(folder: Path, model: Path, launched: float | None) -> dict:
     clock.seconds["splitting"] -= clock.seconds["finding ink"] + clock.seconds["normalising"]
 
     images = [digit.pixels for digits in pictures for digit in digits]
-    probabilities = clock.timing("engine", batched_probabilities)(classifier, images)
+    engine = clock.timing("engine", batched_probabilities)
+    probabilities = engine(classifier, images, BATCH_DIGITS)
     clock.timing("output", write_readings)(pictures, probabilities, reading_from)
     return {"pictures": len(pictures), "digits": len(images), "seconds": clock.seconds}
 
 
-def batched_probabilities(classifier, images):
+def batched_probabilities(classifier, images, batch):
+    """The digits' probabilities, `batch` digits at a time, as the reader sends them."""
     import numpy as np
 
     batches = [
-        classifier.probabilities(np.stack(images[start : start + BATCH_DIGITS]))
-        for start in range(0, len(images), BATCH_DIGITS)
+        classifier.probabilities(np.stack(images[start : start + batch]))
+        for start in range(0, len(images), batch)
     ]
     return np.concatenate(batches) if batches else np.empty((0, 10), np.float32)
 
