@@ -6,7 +6,9 @@ hold). Run from the repository root:
                                   training: wall time, epochs, test error, error_vs_time.png
     python -m bench.time_to_99    time to 99.0% test accuracy, both
     python -m bench.cold_start    `python interface.py image.png` vs a tutorial Keras script
-    python -m bench.throughput    1,000 and 10,000 files through interface.py; in-process
+    python -m bench.throughput    1,000 and 10,000 files through interface.py; 1,000 realistic
+                                  pictures vs decoding them; where a call's time goes, stage
+                                  by stage (throughput_stages.png); in-process
                                   Classifier.probabilities vs Keras model.predict
     python -m bench.memory        peak RSS of training (both) and of one command-line call
     python -m bench.report        the README's results table from bench/results/*.json

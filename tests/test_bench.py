@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench import (
+    breakdown,
     cold_start,
     common,
     memory,
@@ -56,7 +57,7 @@ RESULT_KEYS = {
     "training": {"reference", "ours", "time_ratio", "error_ratio", "figure"},
     "time_to_99": {"target", "reference", "ours", "time_ratio"},
     "cold_start": {"interface", "tutorial", "ratio", "outputs"},
-    "throughput": {"cli", "api"},
+    "throughput": {"cli", "realistic", "stages", "api", "figure"},
     "memory": {"training", "training_ratio", "cli", "cli_ratio"},
     "realistic": {"ours", "tutorial", "model"},
 }
@@ -179,9 +180,18 @@ def test_cold_start_dry_run_times_both_programs(dry_runs, request, mnist):
 @pytest.mark.slow
 @pytest.mark.mnist
 def test_throughput_dry_run_reads_every_file(dry_runs, request):
-    _, _, _, document = run_dry("throughput", dry_runs, request)
+    _, _, folder, document = run_dry("throughput", dry_runs, request)
     (cli,) = document["results"]["cli"]
     assert cli["files"] == cli["answered"] == int(throughput.DRY_RUN["files"])
+    realistic = document["results"]["realistic"]
+    assert realistic["files"] == realistic["answered"] == throughput.DRY_RUN["realistic"]
+    assert realistic["decoding_seconds"] > 0 and realistic["decoding_ratio"] > 0
+    for by_code in document["results"]["stages"].values():
+        profile = by_code["now"]
+        assert set(profile["seconds"]) == set(breakdown.STAGES)
+        assert all(seconds >= 0 for seconds in profile["seconds"].values())
+        assert profile["pictures"] > 0 and profile["digits"] > 0
+    assert (folder / document["results"]["figure"]).is_file()
     api = document["results"]["api"]
     assert api["images"] == throughput.DRY_RUN["api_images"]
     assert api["max_probability_difference"] < 1e-3  # same model, two engines
@@ -211,9 +221,9 @@ def test_report_names_the_command_behind_every_row(dry_runs, request):
     text = report.report(report.load(folder))
     rows = [line for line in text.splitlines() if line.startswith("| ")][2:]
     file_counts = len(throughput.DRY_RUN["files"].split(","))
-    # training: time and error; time to 99; cold start; files + in process; memory: two;
-    # realistic: single digits and numbers
-    assert len(rows) == 2 + 1 + 1 + (file_counts + 1) + 2 + 2
+    # training: time and error; time to 99; cold start; files + realistic + in process; memory:
+    # two; realistic: single digits and numbers
+    assert len(rows) == 2 + 1 + 1 + (file_counts + 2) + 2 + 2
     for row in rows:
         assert "`python -m bench." in row and "--dry-run" in row and "(dry-run" in row
 

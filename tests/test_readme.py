@@ -164,6 +164,14 @@ def benchmark_figures(documents: dict) -> Known:
     pairs += [("×", cold["ratio"]), ("×", 1 / cold["ratio"])]
     for run in throughput["cli"]:
         pairs += [("images/s", run["images_per_second"]), ("s", run["seconds"])]
+    call = throughput["realistic"]
+    pairs += [("s", call["seconds"]), ("s", call["decoding_seconds"]), ("%", call["accuracy"])]
+    pairs += [("images/s", call["images_per_second"]), ("×", call["decoding_ratio"])]
+    pairs.append(("pictures", call["files"]))
+    for by_code in throughput["stages"].values():
+        for profile in by_code.values():
+            pairs += [("s", seconds) for seconds in profile["seconds"].values()]
+            pairs.append(("s", sum(profile["seconds"].values())))  # the stage table's total
     api = throughput["api"]
     pairs += [("images/s", api["ours"]["images_per_second"]), ("×", api["speed_ratio"])]
     pairs += [("images/s", api["keras"]["images_per_second"])]

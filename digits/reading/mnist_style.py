@@ -176,9 +176,8 @@ def to_line(ink: np.ndarray) -> tuple[np.ndarray, LineGeometry]:
     values = _checked_ink(ink)
     peak = float(values.max())
     if peak <= 0:
-        return np.zeros((FIELD, 2 * LINE_MARGIN), np.float32), LineGeometry(
-            0.0, float(LINE_MARGIN), 1.0
-        )
+        blank = np.zeros((FIELD, 2 * LINE_MARGIN), np.float32)
+        return blank, LineGeometry(0.0, float(LINE_MARGIN), 1.0)
     values = values / peak
     columns = np.flatnonzero((values > 0.1).any(axis=0))  # the ink as _crop_to_ink sees it
     widest = MAX_LINE_WIDTH - 2 * LINE_MARGIN
@@ -190,9 +189,8 @@ def to_line(ink: np.ndarray) -> tuple[np.ndarray, LineGeometry]:
     top = float(line.max())
     line = line / top if top > 0 else line
     ink_width = columns[-1] - columns[0] + 1
-    return line, LineGeometry(
-        float(columns[0]), float(LINE_MARGIN), float(strip.shape[1] / ink_width)
-    )
+    scale = float(strip.shape[1] / ink_width)
+    return line, LineGeometry(float(columns[0]), float(LINE_MARGIN), scale)
 
 
 def _place_in_line(strip: np.ndarray) -> np.ndarray:

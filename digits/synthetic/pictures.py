@@ -349,18 +349,18 @@ PAPER_COLOURS += [(225, 228, 232)]
 
 
 def realistic_samples(
-    count: int, seed: int = 0, max_digits: int = 4, mnist=None
+    count: int, seed: int = 0, max_digits: int = 4, mnist=None, single_share: float = 0.5
 ) -> list[tuple[Image.Image, str]]:
     """`count` (picture, digits) pairs mixing every kind of realism above.
 
-    Half are single digits, half numbers of 2–max_digits digits.  With
+    A share `single_share` are single digits, the others numbers of 2–max_digits digits.  With
     `mnist` = (images, labels), the digits are real handwriting from those
     arrays (render_ink) instead of fonts and pen strokes.
     """
     rng = np.random.default_rng(seed)
     samples = []
     for k in range(count):
-        length = 1 if rng.random() < 0.5 else int(rng.integers(2, max_digits + 1))
+        length = 1 if rng.random() < single_share else int(rng.integers(2, max_digits + 1))
         style = _random_style(rng, k + seed * 100_003)
         if mnist is None:
             text = "".join(str(d) for d in rng.integers(0, 10, length))

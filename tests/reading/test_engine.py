@@ -1,10 +1,12 @@
-"""The numpy engine against Keras's own `model.predict`: every supported layer kind, and the
-committed model over the 10,000 MNIST test digits. These tests import TensorFlow."""
+"""The numpy engine against Keras's own `model.predict`: every supported layer kind, a string
+model's lines of several widths, and the committed model over the 10,000 MNIST test digits
+(these tests import TensorFlow); and against itself: a batch read whole or one by one."""
 
 import numpy as np
 import pytest
 
-from digits.reading.keras_file import Classifier
+from digits.reading.engine import Activation, Affine, Conv2D, Flatten, Linear, Network, Pool
+from digits.reading.keras_file import STRING_MODEL, Classifier, load_network
 
 TOLERANCE = 1e-4  # max abs difference allowed between our probabilities and Keras's
 
@@ -84,6 +86,98 @@ def test_engine_matches_keras_predict(keras, tmp_path, build):
     # Keras's probabilities change from image to image by far more than the tolerance, so the
     # agreement above is not that of two engines that ignore their input.
     assert np.ptp(expected, axis=0).max() > 10 * TOLERANCE
+
+
+def string_model(keras):
+    """A line of any width → one frame of 11 classes per 4 columns, as STRING_MODEL wants."""
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((28, None, 1)),
+            layers.Conv2D(8, 3, padding="same", activation="relu"),
+            layers.Conv2D(12, 3, padding="same"),
+            layers.MaxPooling2D(),
+            layers.BatchNormalization(),
+            layers.Activation("relu"),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(11, (7, 1), padding="valid", activation="softmax"),
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_a_string_model_matches_keras_at_every_width(keras, tmp_path):
+    model = with_random_batch_statistics(keras, string_model(keras))
+    model.save(tmp_path / "string.h5")
+    network = load_network(tmp_path / "string.h5", STRING_MODEL)
+    rng = np.random.default_rng(5)
+    for width, count in ((4, 3), (28, 70), (60, 9), (256, 5)):
+        lines = rng.random((count, 28, width, 1), dtype=np.float32)
+
+        expected = model.predict(lines, verbose=0)
+
+        assert np.abs(network(lines) - expected).max() <= TOLERANCE, f"width {width}"
+
+
+def small_network(rng) -> Network:
+    """Every kind of convolution the engine runs (3×3 by Winograd, others by patches), batch
+    normalisations folded through a max pooling or left alone, on lines of any width."""
+
+    def conv(window, channels, filters, strides=(1, 1), padding="same"):
+        kernel = rng.normal(0, 0.3, (*window, channels, filters)).astype(np.float32)
+        return Conv2D(kernel, rng.normal(0, 0.1, filters).astype(np.float32), strides, padding)
+
+    def batch_norm(channels, low):
+        scale = rng.uniform(low, 1.5, channels).astype(np.float32)
+        return Affine(scale, rng.normal(0, 0.2, channels).astype(np.float32))
+
+    ops = [
+        conv((3, 3), 1, 8),
+        Activation("relu"),
+        conv((3, 3), 8, 16),
+        Pool("max", (2, 2), (2, 2), "valid"),
+        batch_norm(16, 0.5),
+        Activation("relu"),
+        conv((5, 3), 16, 12, strides=(2, 1)),
+        batch_norm(12, -1.0),
+        Pool("average", (3, 3), (2, 2), "same"),
+        conv((3, 3), 12, 10, padding="valid"),
+        Activation("softmax"),
+    ]
+    return Network(ops, (28, None, 1))
+
+
+@pytest.mark.parametrize("width", [12, 28, 100])
+def test_a_batch_reads_as_its_examples_one_by_one(width):
+    # A batch runs in chunks on threads, by Winograd where a chunk is large enough; one example
+    # runs alone, by patches: both must give the same answers.
+    rng = np.random.default_rng(width)
+    network = small_network(rng)
+    lines = rng.random((150, 28, width, 1), dtype=np.float32)
+
+    whole = network(lines)
+
+    one_by_one = np.concatenate([network(lines[i : i + 1]) for i in range(len(lines))])
+    assert whole.shape == one_by_one.shape == (150, *network.output_shape((28, width, 1)))
+    assert np.abs(whole - one_by_one).max() <= 1e-5
+
+
+def test_the_network_leaves_its_input_and_its_ops_alone():
+    rng = np.random.default_rng(1)
+    dense = Linear(rng.normal(size=(784, 10)).astype(np.float32), np.zeros(10, np.float32))
+    scale, shift = np.full(10, 2.0, np.float32), np.ones(10, np.float32)
+    kernel = dense.kernel.copy()
+    network = Network([Flatten(), dense, Affine(scale, shift), Activation("relu")], (28, 28))
+    images = rng.random((5, 28, 28), dtype=np.float32)
+    before = images.copy()
+
+    outputs = network(images)
+
+    assert np.array_equal(images, before)
+    assert np.array_equal(dense.kernel, kernel)  # the batch normalisation folded into a copy
+    expected = np.maximum((images.reshape(5, -1) @ kernel) * scale + shift, 0)
+    assert np.allclose(outputs, expected, atol=1e-4)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from digits.reading import ink as ink_module
 from digits.reading.ink import ink_map
 from digits.synthetic.pictures import render_digits
 from tests.reading.helpers import assert_found, digits_found, encoded
@@ -107,3 +108,12 @@ def test_empty_picture_and_wrong_type():
     assert ink_map(Image.new("RGB", (7, 0))).shape == (0, 7)
     with pytest.raises(TypeError, match="PIL image"):
         digits_found(np.zeros((5, 5)))
+
+
+@pytest.mark.parametrize("shape", [(1, 400), (400, 1), (2, 3), (28, 28), (47, 300)])
+def test_the_median_filter_is_scipys(shape, monkeypatch):
+    monkeypatch.setattr(ink_module, "MEDIAN_BLOCK_VALUES", 500)  # several blocks of rows
+    grid = np.random.default_rng(len(shape)).random(shape, dtype=np.float32)
+    for size in (3, 7, 11):
+        expected = ndimage.median_filter(grid, size=size, mode="nearest")
+        assert np.array_equal(ink_module._median_filter(grid, size), expected)

@@ -214,6 +214,15 @@ def test_a_number_without_lines_is_unchanged():
     assert cleaned is ink
 
 
+def test_a_picture_shorter_than_a_printed_line_is_unchanged():
+    # An MNIST-sized picture: a 4 whose bar runs from border to border is no printed line.
+    d = Drawing(28, 28)
+    d.pen([(0, 16), (27, 16)], width=3)
+    d.pen([(18, 2), (18, 27)], width=3)
+    ink = d.ink()
+    assert remove_printing(ink) is ink
+
+
 @pytest.mark.parametrize("write", [one, seven, four], ids=["1", "7", "4"])
 def test_a_lone_straight_digit_is_kept(write):
     d = Drawing(90, 120)

@@ -100,10 +100,27 @@ def _rows(lines: list[Line]) -> list[list[int]]:
 def _row_reaches_borders(members: list[Line], shape) -> bool:
     """Does a row of candidates run from border to border, mostly inked (ROW_COVER)?"""
     size = shape[0] if members[0].vertical else shape[1]
-    margin = max(4, EDGE_MARGIN * size)
+    margin = _edge_margin(size)
     start, stop = min(m.start for m in members), max(m.stop for m in members)
     covered = sum(m.length for m in members) / (stop - start + 1)
     return start <= margin and stop >= size - 1 - margin and covered >= ROW_COVER
+
+
+def _edge_margin(size: int) -> float:
+    """How near a border a line must end to reach it, on a side of `size` px."""
+    return max(4, EDGE_MARGIN * size)
+
+
+def ink_near_both_borders(continuous: np.ndarray, vertical: bool) -> bool:
+    """Whether the ink a line of that direction must be continuous on comes within the edge
+    margin of both borders it would run between.  A candidate starts and stops on that ink
+    (lines._stretches), so without it no row of candidates reaches both borders
+    (_row_reaches_borders) and there is no paper ruling to find."""
+    view = continuous.T if vertical else continuous
+    size = view.shape[1]
+    first = math.floor(_edge_margin(size))  # a start ≤ margin is a column ≤ first
+    last = max(math.ceil(size - 1 - _edge_margin(size)), 0)  # a stop ≥ size - 1 - margin
+    return bool(view[:, : first + 1].any() and view[:, last:].any())
 
 
 def _digit_height(mask: np.ndarray, lines: list[Line], framed: set[int], ruling: set[int]):

@@ -81,11 +81,15 @@ def candidates(values, level: float, vertical: bool, mask, raw) -> list[Line]:
     mask: the ink itself, by which a line must be continuous; raw: the ink map before
     any smoothing, for the lines' own widths.
     """
+    if values.shape[0 if vertical else 1] < MIN_LENGTH:
+        return []  # no stretch of MIN_LENGTH fits (_stretches): an MNIST-sized picture
     view = np.ascontiguousarray(values.T) > level if vertical else values > level
     plain = np.ascontiguousarray(mask.T) if vertical else mask
     raw = np.ascontiguousarray(raw.T) if vertical else raw
     cells = _line_cells(view)
-    if cells is None:
+    # A candidate needs a run of MIN_STRIPS strips with cells near one line (_runs): with
+    # fewer strips holding any cell at all there is none, and the Hough votes are spared.
+    if cells is None or np.count_nonzero(cells.any(axis=0)) < MIN_STRIPS:
         return []
     rows, strips = _run_middles(cells)
     free = np.ones(len(rows), bool)

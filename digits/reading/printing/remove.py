@@ -15,8 +15,8 @@ import numpy as np
 from scipy import ndimage
 
 from digits.reading.printing.bands import removal_mask
-from digits.reading.printing.judge import printed_lines
-from digits.reading.printing.lines import ALONG, LINE_LEVEL, candidates
+from digits.reading.printing.judge import ink_near_both_borders, printed_lines
+from digits.reading.printing.lines import ALONG, LINE_LEVEL, MIN_LENGTH, candidates
 
 # Removing.
 PAPER_PERCENTILE = 50  # of the smoothed contrast: the paper (remove_printing)
@@ -35,6 +35,8 @@ def remove_printing(contrast: np.ndarray) -> np.ndarray:
     map; a second look at FAINT_LEVEL removes fainter paper rulings only.  The same array
     is returned when there is no line.
     """
+    if max(contrast.shape) < MIN_LENGTH:
+        return contrast  # no line is long enough to be a candidate (lines.candidates)
     smooth = ndimage.gaussian_filter(contrast, 1.0)
     sample = smooth[:: max(1, smooth.shape[0] // 256), :: max(1, smooth.shape[1] // 256)]
     # The paper: the median (a dense grid raises it; the fill below does not use it).
@@ -75,5 +77,7 @@ def _removed(smooth: np.ndarray, level: float, raw: np.ndarray, rulings_only=Fal
         # Faint rulings are continuous only once smoothed along themselves; frames must be
         # continuous in the ink itself (see _measured).
         continuous = along > level if rulings_only else mask
+        if rulings_only and not ink_near_both_borders(continuous, vertical):
+            continue  # no ruling can run from border to border in this direction
         lines += candidates(along, level, vertical, continuous, raw)
     return removal_mask(mask, printed_lines(mask, lines, rulings_only), raw)
