@@ -34,6 +34,7 @@ class LineDigit:
     digit: int
     probabilities: np.ndarray  # (10,) float32, index = digit, sums to 1
     frames: tuple[int, int]  # its run, first and last frame
+    centre: float  # the line column its run is centred on
     columns: tuple[int, int]  # [x0, x1) of the line that belong to it
 
 
@@ -61,11 +62,13 @@ def digits_in_frames(frames: np.ndarray, line: np.ndarray) -> list[LineDigit]:
     runs = _most_likely_runs(frames, runs)
     if not runs:
         return []
-    cuts = _cuts(line, frames, runs)
+    centres = [_frame_centre(line, frames, (first + last) / 2) for _, first, last in runs]
+    cuts = _cuts(line, centres)
     digits = []
-    for (label, first, last), x0, x1 in zip(runs, cuts[:-1], cuts[1:], strict=True):
+    spans = zip(runs, centres, cuts[:-1], cuts[1:], strict=True)
+    for (label, first, last), centre, start, stop in spans:
         mass = frames[first : last + 1, :BLANK].sum(axis=0)
-        digits.append(LineDigit(label, mass / mass.sum(), (first, last), (x0, x1)))
+        digits.append(LineDigit(label, mass / mass.sum(), (first, last), centre, (start, stop)))
     return digits
 
 
@@ -96,19 +99,23 @@ def _frame_centre(line: np.ndarray, frames: np.ndarray, frame: float) -> float:
     return step * frame + (step - 1) / 2
 
 
-def _cuts(line: np.ndarray, frames: np.ndarray, runs: list) -> list[int]:
-    """Column boundaries of the runs' digits: the ink's first column, the emptiest column between
-    each pair of neighbours' centres, the ink's end."""
+def _cuts(line: np.ndarray, centres: list[float]) -> list[int]:
+    """Column boundaries of the digits centred on `centres`: the ink's first column, the emptiest
+    column between each pair of neighbours (a column away from either centre, where a thin
+    digit's own faint edge would otherwise look emptiest), the ink's end."""
     ink = line.sum(axis=0)
     columns = np.flatnonzero(ink > 0.1 * ink.max()) if ink.max() > 0 else [0, len(ink) - 1]
-    cuts = [int(columns[0])]
-    centres = [_frame_centre(line, frames, (first + last) / 2) for _, first, last in runs]
+    cuts = [min(int(columns[0]), int(centres[0]))]
     for left, right in zip(centres[:-1], centres[1:], strict=True):
-        low, high = int(np.ceil(left)), int(np.floor(right)) + 1
-        between = ink[low:high]
-        candidates = np.flatnonzero(between == between.min()) + low
-        # Ties go to the middle.
-        cuts.append(int(candidates[np.argmin(np.abs(candidates - (left + right) / 2))]))
+        low, high = int(np.ceil(left + 1)), int(np.floor(right - 1)) + 1
+        if high <= low:
+            cut = round((left + right) / 2)
+        else:
+            between = ink[low:high]
+            candidates = np.flatnonzero(between == between.min()) + low
+            # Ties go to the middle.
+            cut = int(candidates[np.argmin(np.abs(candidates - (left + right) / 2))])
+        cuts.append(max(cut, cuts[-1] + 1))
     cuts.append(max(int(columns[-1]) + 1, cuts[-1] + 1))
     return cuts
 

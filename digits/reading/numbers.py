@@ -23,6 +23,8 @@ ROW_OVERLAP = 0.5
 # Blank gaps between groups wider than this × the row's height are shrunk to it in the line:
 # the string model was trained on numbers, not on digits a page apart.
 MAX_GAP = 0.6
+# A digit belongs to the group with the most ink within this many line columns of its centre.
+OWNER_REACH = 2
 
 
 @dataclass(frozen=True)
@@ -114,17 +116,18 @@ def _pasted(row: list[GroupInk]) -> tuple[np.ndarray, list[int]]:
     return pasted, shifts
 
 
-def _owner(row: list[GroupInk], shifts: list[int], digit: LineDigit, geometry) -> int | None:
-    """The group a digit the string model read belongs to: the one with the most own ink in the
-    digit's columns (None when no group has ink there)."""
-    start, stop = (round(geometry.to_ink(x)) for x in digit.columns)
-    ink = [
-        float(
-            group.ink[:, max(0, start - group.x0 - shift) : max(0, stop - group.x0 - shift)].sum()
-        )
-        for group, shift in zip(row, shifts, strict=True)
-    ]
-    return int(np.argmax(ink)) if max(ink) > 0 else None
+def _owner(row: list[GroupInk], shifts: list[int], digit: LineDigit, geometry) -> int:
+    """The group a digit the string model read belongs to: the one with the most own ink around
+    the digit's centre, else the nearest."""
+    centre = geometry.to_ink(digit.centre)
+    reach = max(1, round(OWNER_REACH / geometry.scale))
+    ink, distance = [], []
+    for group, shift in zip(row, shifts, strict=True):
+        local = round(centre) - group.x0 - shift
+        window = group.ink[:, max(0, local - reach) : max(0, local + reach + 1)]
+        ink.append(float(window.sum()))
+        distance.append(max(0, -local, local - group.ink.shape[1]))
+    return int(np.argmax(ink)) if max(ink) > 0 else int(np.argmin(distance))
 
 
 def _spans(digits: list[LineDigit], group: GroupInk, shift: int, geometry) -> list[DigitSpan]:

@@ -45,7 +45,7 @@ def test_a_lone_digit_stays_whole():
 
 
 # gap: cell widths between one digit's strokes and the next's; 0 touches, below 0 crosses.
-TOUCHING_NUMBERS = [("147", 0.0), ("00", -0.1), ("258", 0.0), ("69", -0.1)]
+TOUCHING_NUMBERS = [("11", 0.0), ("147", 0.0), ("00", -0.1), ("258", 0.0), ("69", -0.1)]
 
 
 @pytest.mark.parametrize(("number", "gap"), TOUCHING_NUMBERS)
