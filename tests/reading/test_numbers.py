@@ -44,8 +44,9 @@ def test_a_lone_digit_stays_whole():
     assert split_groups([group], committed_string_model()) == [None]
 
 
-# gap: cell widths between one digit's strokes and the next's; 0 touches, below 0 crosses.
-TOUCHING_NUMBERS = [("11", 0.0), ("147", 0.0), ("00", -0.1), ("258", 0.0), ("69", -0.1)]
+# gap: cell widths between one digit's strokes and the next's; the pen is 0.11 cell widths wide, so
+# up to that the strokes touch, and below 0 they cross.
+TOUCHING_NUMBERS = [("11", 0.05), ("147", 0.0), ("00", -0.1), ("258", 0.0), ("69", -0.1)]
 
 
 @pytest.mark.parametrize(("number", "gap"), TOUCHING_NUMBERS)
