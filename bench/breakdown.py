@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import REPO, markdown_table, progress
+from bench.stages import STAGES
 
 STAGES_SCRIPT = REPO / "bench" / "stages.py"
-STAGES = ("start-up", "decoding", "finding ink", "splitting", "normalising", "engine", "output")
 # The realistic pictures: scans and drawings of single digits, 20–360 px on the long side.
 SHORTEST, LONGEST = 20, 360
 JPEG_QUALITY = 90
