@@ -183,6 +183,18 @@ def benchmark_figures(documents: dict) -> Known:
         for kind in ("single_digits", "numbers"):
             pairs.append(("%", result[f"{kind}_read"] / result[kind]))
     pairs.append(("pictures", documents["realistic"]["settings"]["pictures"]))
+    for kind in documents["strings"]["results"]["kinds"].values():
+        for reading in (kind["now"], kind.get("before")):
+            if reading:
+                pairs += [
+                    ("%", reading["read"] / reading["numbers"]),
+                    ("numbers", reading["numbers"]),
+                ]
+    six = documents["strings"]["results"]["six_digit_overlapping"]
+    pairs += [("ms", six["median_ms"]), ("ms", six["max_ms"])]
+    string_model = documents["number_training"]["results"]
+    pairs += [("s", string_model["seconds"]), ("epochs", string_model["epochs_run"])]
+    pairs += [("%", string_model["validation_exact"]), ("parameters", string_model["parameters"])]
     machines = [document["machine"] for document in documents.values()]
     pairs += [(unit, machine["cores"]) for machine in machines for unit in ("cores", "-core")]
     pairs += [("GiB", machine["ram_gib"]) for machine in machines]

@@ -2,6 +2,7 @@
 string model splits the groups of ink that hold several digits."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from digits.synthetic.numbers import number_samples
 from tests.drawn_digits import number_png
 from tests.reading.helpers import committed_string_model
 
+PICTURES = Path(__file__).parent / "pictures"
 # Numbers composed from MNIST test digits per kind, and how many of them must be read exactly.
 # Today's product reads about 95 % of each kind (bench.strings); the splitter before the string
 # model read 19 % of overlapping numbers and 13 % of boxed ones, and would fail here.
@@ -76,3 +78,10 @@ def test_numbers_of_mnist_test_digits_are_read_exactly(reader, mnist, kind):
         if (reading := reader.read_image(picture)).prediction != text
     ]
     assert len(samples) - len(misread) >= AT_LEAST_EXACT, misread
+
+
+def test_a_faint_haze_beside_a_digit_is_not_split_off_as_another_digit(reader):
+    # Picture 503 of bench.realistic's set: a bold 4 at the edge of a vignetted photo. Its group
+    # of ink takes in the haze beside it, which the string model reads as a 6.
+    picture = Image.open(PICTURES / "printed_4_beside_a_haze.png")
+    assert reader.read_image(picture).prediction == "4"
