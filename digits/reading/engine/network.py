@@ -16,6 +16,9 @@ MAX_CHUNK = 64
 # Chunks this large get every algorithm they will run with (Winograd needs WINOGRAD_MIN_CHUNK
 # examples): their buffers per example are what a chunk of any usual size needs.
 PROBE_CHUNK = 8
+# Programs (buffers) kept per thread, by input shape and chunk size: a line of a width met
+# recently is read without building its buffers again.
+PROGRAMS_KEPT = 8
 
 
 def fuse(ops: list) -> list:
@@ -124,11 +127,15 @@ class Network:
         return tuple(shape)
 
     def program(self, shape, n) -> Program:
-        """This thread's program for the shape and chunk size (only the latest one is kept)."""
-        program = getattr(self.local, "program", None)
-        if program is None or (program.n, program.shape) != (n, shape):
-            self.local.program = None  # free the old buffers first
-            program = self.local.program = Program(self.ops, shape, n)
+        """This thread's program for the shape and chunk size (the PROGRAMS_KEPT latest are kept:
+        the string model reads lines of many widths, one picture after another)."""
+        programs = self.local.__dict__.setdefault("programs", {})
+        program = programs.pop((shape, n), None)
+        if program is None:
+            if len(programs) >= PROGRAMS_KEPT:
+                del programs[next(iter(programs))]  # the least recently used, before the new one
+            program = Program(self.ops, shape, n)
+        programs[(shape, n)] = program
         return program
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
