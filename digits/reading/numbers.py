@@ -25,9 +25,11 @@ ROW_OVERLAP = 0.5
 MAX_GAP = 0.6
 # A digit belongs to the group with the most ink within this many line columns of its centre.
 OWNER_REACH = 2
-# A digit split off a group must hold at least this share of the group's firm ink (ink at least
-# FIRM_INK): the faint haze or smudge beside a digit, which the string model may read as another
-# digit, holds almost none (4 % where a 1 beside another digit holds 40 %).
+# A digit split off a group must hold at least this fraction of its fair share (1 / digits) of the
+# group's firm ink (ink at least FIRM_INK): the faint haze or smudge beside a digit, which the
+# string model may read as another digit, holds almost none (4 % of a pair's firm ink, 0.08 of its
+# fair share, where a 1 beside another digit holds 40 %; in a 6-digit overlapping number the
+# thinnest digit may hold a fifth of its fair share).
 MIN_FIRM_SHARE = 0.1
 FIRM_INK = 0.5
 
@@ -98,7 +100,8 @@ def _read_row(row: list[GroupInk], string_model: StringModel) -> dict[int, list[
         spans = _spans(own, group, shifts[index], geometry)
         firm = group.ink >= FIRM_INK
         share = [firm[:, span.start : span.stop].sum() / max(1, firm.sum()) for span in spans]
-        own = [digit for digit, part in zip(own, share, strict=True) if part >= MIN_FIRM_SHARE]
+        least = MIN_FIRM_SHARE / len(own)
+        own = [digit for digit, part in zip(own, share, strict=True) if part >= least]
         if len(own) >= 2:
             split[index] = _spans(own, group, shifts[index], geometry)
     return split
