@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bench import report
+from bench import report, strings
 from bench.common import RESULTS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -190,6 +190,7 @@ def benchmark_figures(documents: dict) -> Known:
                     ("%", reading["read"] / reading["numbers"]),
                     ("numbers", reading["numbers"]),
                 ]
+    pairs += [("%", goal) for goal in strings.GOALS.values()]
     six = documents["strings"]["results"]["six_digit_overlapping"]
     pairs += [("ms", six["median_ms"]), ("ms", six["max_ms"])]
     string_model = documents["number_training"]["results"]
