@@ -22,6 +22,7 @@ from bench import (
     memory,
     realistic,
     report,
+    strings,
     throughput,
     time_to_99,
     training,
@@ -35,8 +36,9 @@ SCRIPTS = {
     "throughput": throughput,
     "memory": memory,
     "realistic": realistic,
+    "strings": strings,
 }
-NEEDS_MODEL = {"cold_start", "throughput", "memory", "realistic"}
+NEEDS_MODEL = {"cold_start", "throughput", "memory", "realistic", "strings"}
 # Records that training writes beside the benchmarks' (python -m digits.training.train_numbers).
 TRAINING_RECORDS = {"number_training"}
 RECORD_KEYS = {
@@ -60,6 +62,7 @@ RESULT_KEYS = {
     "throughput": {"cli", "realistic", "stages", "api", "figure"},
     "memory": {"training", "training_ratio", "cli", "cli_ratio"},
     "realistic": {"ours", "tutorial", "model"},
+    "strings": {"kinds", "six_digit_overlapping", "baseline", "model", "figure"},
 }
 OUTCOME_KEYS = {"seconds", "epochs_run", "test_accuracy", "test_error", "points", "reached"}
 DRY_RUN_TIMEOUT_S = 300
@@ -200,6 +203,22 @@ def test_throughput_dry_run_reads_every_file(dry_runs, request):
 
 @pytest.mark.slow
 @pytest.mark.mnist
+def test_strings_dry_run_reads_each_kind_now_and_before(dry_runs, request):
+    _, _, folder, document = run_dry("strings", dry_runs, request)
+    kinds = document["results"]["kinds"]
+    assert list(kinds) == list(strings.KINDS)
+    for result in kinds.values():
+        for reading in (result["now"], result["before"]):
+            assert reading["numbers"] == strings.DRY_RUN["count"]
+            assert 0 <= reading["read"] <= reading["numbers"]
+            assert len(reading["misses"]) == reading["numbers"] - reading["read"]
+    assert document["results"]["baseline"] == strings.BASELINE
+    assert document["results"]["six_digit_overlapping"]["median_ms"] > 0
+    assert (folder / strings.FIGURE).stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
 def test_memory_dry_run_measures_each_child(dry_runs, request):
     _, _, _, document = run_dry("memory", dry_runs, request)
     results = document["results"]
@@ -222,8 +241,8 @@ def test_report_names_the_command_behind_every_row(dry_runs, request):
     rows = [line for line in text.splitlines() if line.startswith("| ")][2:]
     file_counts = len(throughput.DRY_RUN["files"].split(","))
     # training: time and error; time to 99; cold start; files + realistic + in process; memory:
-    # two; realistic: single digits and numbers
-    assert len(rows) == 2 + 1 + 1 + (file_counts + 2) + 2 + 2
+    # two; realistic: single digits and numbers; strings: the kinds and the 6-digit timing
+    assert len(rows) == 2 + 1 + 1 + (file_counts + 2) + 2 + 2 + 2
     for row in rows:
         assert "`python -m bench." in row and "--dry-run" in row and "(dry-run" in row
 
