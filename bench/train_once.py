@@ -2,11 +2,12 @@
 memory bench.memory measures. Not a benchmark by itself.
 
     python -m bench.train_once {ours,reference} [--epochs N] [--train-subset N] [--test-subset N]
-                                [--model-path PATH]
+                                [--model-path PATH] [--dtype-policy POLICY]
 """
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -27,6 +28,11 @@ def build_parser():
         type=Path,
         help="ours only: where to save the model it trains (default: a temporary file)",
     )
+    parser.add_argument(
+        "--dtype-policy",
+        choices=("mixed_bfloat16", "float32"),
+        help="ours only: the precision to train in (default: the fastest this CPU has)",
+    )
     return parser
 
 
@@ -40,6 +46,8 @@ def main(argv=None):
         "test_subset": args.test_subset,
     }
     config, mnist_train, test = benchmark_data(settings)
+    if args.dtype_policy:
+        config = replace(config, dtype_policy=args.dtype_policy)
     monitor = TestAccuracyMonitor(test=None)  # the clock only: no evaluations during training
     if args.contender == "ours":
         outcome = train_ours(config, mnist_train, test, monitor, model_path=args.model_path)

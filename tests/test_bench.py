@@ -20,6 +20,7 @@ from bench import (
     cold_start,
     common,
     memory,
+    precision,
     realistic,
     report,
     strings,
@@ -37,6 +38,7 @@ SCRIPTS = {
     "memory": memory,
     "realistic": realistic,
     "strings": strings,
+    "precision": precision,
 }
 NEEDS_MODEL = {"cold_start", "throughput", "memory", "realistic", "strings"}
 # Records that training writes beside the benchmarks' (python -m digits.training.train_numbers).
@@ -63,6 +65,7 @@ RESULT_KEYS = {
     "memory": {"training", "training_ratio", "cli", "cli_ratio"},
     "realistic": {"ours", "tutorial", "model"},
     "strings": {"kinds", "six_digit_overlapping", "baseline", "model", "figure"},
+    "precision": {"runs", "float32_ratio", "notebook_epochs", "notebook_float32_seconds"},
 }
 OUTCOME_KEYS = {"seconds", "epochs_run", "test_accuracy", "test_error", "points", "reached"}
 DRY_RUN_TIMEOUT_S = 300
@@ -199,6 +202,20 @@ def test_throughput_dry_run_reads_every_file(dry_runs, request):
     assert api["images"] == throughput.DRY_RUN["api_images"]
     assert api["max_probability_difference"] < 1e-3  # same model, two engines
     assert api["ours"]["images_per_second"] > 0 and api["keras"]["images_per_second"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_precision_dry_run_trains_in_each_precision(dry_runs, request):
+    _, _, _, document = run_dry("precision", dry_runs, request)
+    runs = document["results"]["runs"]
+    assert list(runs) == list(precision.POLICIES)
+    for policy, run in runs.items():
+        assert run["dtype_policy"] == policy and run["epochs_run"] == 1
+        assert run["seconds_per_epoch"] == run["fit_seconds"] > 0
+    assert document["results"]["float32_ratio"] == pytest.approx(
+        runs["float32"]["fit_seconds"] / runs["mixed_bfloat16"]["fit_seconds"]
+    )
 
 
 @pytest.mark.slow

@@ -193,6 +193,10 @@ def benchmark_figures(documents: dict) -> Known:
     pairs += [("%", goal) for goal in strings.GOALS.values()]
     six = documents["strings"]["results"]["six_digit_overlapping"]
     pairs += [("ms", six["median_ms"]), ("ms", six["max_ms"])]
+    precision = documents["precision"]["results"]
+    pairs += [("s", run["seconds_per_epoch"]) for run in precision["runs"].values()]
+    pairs += [("×", precision["float32_ratio"]), ("s", precision["notebook_float32_seconds"])]
+    pairs.append(("epochs", precision["notebook_epochs"]))
     string_model = documents["number_training"]["results"]
     pairs += [("s", string_model["seconds"]), ("epochs", string_model["epochs_run"])]
     pairs += [("%", string_model["validation_exact"]), ("parameters", string_model["parameters"])]

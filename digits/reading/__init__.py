@@ -1,11 +1,14 @@
 """Reading digits in pictures: numpy, Pillow, scipy and h5py only — never TensorFlow.
 
-    open → ink → printed lines removed → digits found → MNIST-style 28×28 → engine → Reading
+    open → ink → printed lines removed → groups of ink → split by the string model
+         → MNIST-style 28×28 → engine → Reading
 
 `Reader` (reader.py) is the one entry point every front end uses. The modules, in data order:
-images (opening files), ink (the ink map), segment (finding digits), mnist_style (the MNIST
-normalisation), keras_file (the safe model-file reader, with hdf5_safety: no pointer out of the
-file is followed), engine (the numpy network), readings (results and their JSON shape).
+images (opening files), ink (the ink map), printing (printed lines), segment (groups of ink),
+numbers and ctc (splitting groups with the string model), mnist_style (the MNIST normalisation),
+keras_file and keras_layers (the safe model-file reader and its layer whitelist, with
+hdf5_safety: no pointer out of the file is followed), engine (the numpy network), readings
+(results and their JSON shape).
 """
 
 from digits.reading.engine import ModelError
