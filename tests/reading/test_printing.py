@@ -53,6 +53,14 @@ class Drawing:
         ):
             self.rule(points, width)
 
+    def grid(self, step: int, width: float, strength: float = 1.0):
+        """Squared paper over the whole drawing: lines every `step` px from (10, 8)."""
+        width_px, height_px = self.size
+        for y in range(8, height_px, step):
+            self.rule([(0, y), (width_px, y)], width=width, strength=strength)
+        for x in range(10, width_px, step):
+            self.rule([(x, 0), (x, height_px)], width=width, strength=strength)
+
     def _line(self, draw, points, width, fill=255, round_ends=False):
         scaled = [(x * SCALE, y * SCALE) for x, y in points]
         pixels = max(1, round(width * SCALE))
@@ -177,10 +185,7 @@ def test_ruled_lines_go_and_crossing_strokes_stay():
 
 def test_squared_paper_goes():
     d = Drawing(320, 160)
-    for y in range(8, 160, 24):
-        d.rule([(0, y), (320, y)], width=1.5)
-    for x in range(10, 320, 24):
-        d.rule([(x, 0), (x, 160)], width=1.5)
+    d.grid(24, width=1.5)
     number(d, 47, 40, 70, [seven, zero, four, one])  # no stroke exactly along a grid line
     check(d, digits_kept=0.93)
 
@@ -275,10 +280,7 @@ def test_contrast_removal_is_the_identity_without_lines():
 
 def test_contrast_removal_takes_a_dense_grid_away():
     d = Drawing(320, 160)
-    for y in range(8, 160, 14):
-        d.rule([(0, y), (320, y)], width=2, strength=0.5)
-    for x in range(10, 320, 14):
-        d.rule([(x, 0), (x, 160)], width=2, strength=0.5)
+    d.grid(14, width=2, strength=0.5)
     number(d, 40, 40, 70, [seven, zero, four, one])
     contrast = d.ink() * 0.6
     cleaned = remove_printing(contrast)
@@ -290,10 +292,7 @@ def test_faint_squared_paper_no_longer_hides_faint_digits():
     """Faint grid lines, too faint to segment, still raise the noise level over faint digits;
     removed before normalising, they do not."""
     d = Drawing(320, 160)
-    for y in range(8, 160, 16):
-        d.rule([(0, y), (320, y)], width=1.5, strength=0.3)
-    for x in range(10, 320, 16):
-        d.rule([(x, 0), (x, 160)], width=1.5, strength=0.3)
+    d.grid(16, width=1.5, strength=0.3)
     number(d, 47, 40, 70, [seven, zero, four, one])
     rng = np.random.default_rng(0)
     contrast = (d.ink() * 0.6 + rng.normal(0, 0.01, d.ink().shape)).astype(np.float32)
