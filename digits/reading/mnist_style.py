@@ -63,11 +63,7 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     peak = float(values.max())
     if peak <= 0:
         return np.zeros((FIELD, FIELD), np.float32)
-    side = BOX * WORK_FACTOR
-    work = _fit(_crop_to_ink(values / peak), side, side)
-    work = _normalise_stroke(work, MNIST_STROKE * WORK_FACTOR)
-    digit = _fit(_crop_to_ink(work), BOX, BOX)
-    field = _centre_by_mass(digit)
+    field = _centre_by_mass(_size_normalised(values / peak, BOX, BOX))
     top = float(field.max())
     return field / top if top > 0 else field
 
@@ -92,6 +88,15 @@ def _crop_to_ink(values: np.ndarray) -> np.ndarray:
     """Crop to the box of pixels above a tenth of the maximum."""
     rows, cols = np.nonzero(values > 0.1 * float(values.max()))
     return values[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def _size_normalised(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Ink (peak 1) cropped and fitted into height × width keeping its aspect ratio, its stroke
+    brought towards MNIST's on the way (at WORK_FACTOR times the size, then cropped again, since
+    stroke normalisation may pad the image)."""
+    work = _fit(_crop_to_ink(values), height * WORK_FACTOR, width * WORK_FACTOR)
+    work = _normalise_stroke(work, MNIST_STROKE * WORK_FACTOR)
+    return _fit(_crop_to_ink(work), height, width)
 
 
 def _fit(values: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -180,11 +185,7 @@ def to_line(ink: np.ndarray) -> tuple[np.ndarray, LineGeometry]:
         return blank, LineGeometry(0.0, float(LINE_MARGIN), 1.0)
     values = values / peak
     columns = np.flatnonzero((values > 0.1).any(axis=0))  # the ink as _crop_to_ink sees it
-    widest = MAX_LINE_WIDTH - 2 * LINE_MARGIN
-    work = _fit(_crop_to_ink(values), BOX * WORK_FACTOR, widest * WORK_FACTOR)
-    # Stroke normalisation may pad the work image (dilation), so measure the ink again after it.
-    work = _crop_to_ink(_normalise_stroke(work, MNIST_STROKE * WORK_FACTOR))
-    strip = _fit(work, BOX, widest)
+    strip = _size_normalised(values, BOX, MAX_LINE_WIDTH - 2 * LINE_MARGIN)
     line = _place_in_line(strip)
     top = float(line.max())
     line = line / top if top > 0 else line
