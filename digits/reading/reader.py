@@ -134,39 +134,43 @@ def picture_files(path: Path) -> list[tuple[Path, str | None]]:
 def _loaded_inputs(paths: list[Path], string_model: StringModel):
     """(path, its DigitImages or None, error or None) of every input, in order. Finding the digits
     in a picture is the slow part, so many pictures are shared out to worker processes."""
-    global _string_model
-    _string_model = string_model
     inputs = [item for path in paths for item in picture_files(path)]
     workers = min(len(inputs) // PICTURES_PER_WORKER, usable_cores())
     if workers < 2:
-        yield from map(_load_input, inputs)
+        yield from (_load_input(item, string_model) for item in inputs)
         return
     import multiprocessing
 
     with multiprocessing.Pool(workers, _start_worker, (string_model,)) as pool:
-        yield from pool.imap(_load_input, inputs, chunksize=8)
+        yield from pool.imap(_load_input_in_worker, inputs, chunksize=8)
 
 
-# The string model `_load_input` splits groups with: set before the inputs are loaded, in this
-# process and in each worker (a module global, because pool tasks must be picklable functions).
-_string_model: StringModel | None = None
+# A worker process's string model, given once when it starts (a pool task must be a picklable
+# function, and pickling the model with every task would cost more than reading the picture).
+_worker_string_model: StringModel | None = None
 
 
 def _start_worker(string_model: StringModel) -> None:
     """In worker processes: Ctrl-C is the main process's to handle (it stops the workers)."""
     import signal
 
-    global _string_model
-    _string_model = string_model
+    global _worker_string_model
+    _worker_string_model = string_model
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _load_input(item: tuple[Path, str | None]) -> tuple[Path, list | None, str | None]:
+def _load_input_in_worker(item: tuple[Path, str | None]) -> tuple[Path, list | None, str | None]:
+    return _load_input(item, _worker_string_model)
+
+
+def _load_input(
+    item: tuple[Path, str | None], string_model: StringModel
+) -> tuple[Path, list | None, str | None]:
     path, error = item
     if error is not None:
         return path, None, error
     try:
-        return path, _digits_in_file(path), None
+        return path, _digits_in_file(path, string_model), None
     except ImageError as error:
         return path, None, str(error)
     except OSError as error:
@@ -176,7 +180,7 @@ def _load_input(item: tuple[Path, str | None]) -> tuple[Path, list | None, str |
         return path, None, f"could not be read ({type(error).__name__}: {first_line})"
 
 
-def _digits_in_file(path: Path) -> list[DigitImage]:
+def _digits_in_file(path: Path, string_model: StringModel) -> list[DigitImage]:
     """The digits in one picture file; raises ImageError or OSError when it cannot be read."""
     # Library warnings (e.g. Pillow on an odd TIFF tag) would print two lines of Python on
     # standard error; a picture that cannot be used raises instead. open_image still turns
@@ -185,7 +189,7 @@ def _digits_in_file(path: Path) -> list[DigitImage]:
         warnings.simplefilter("ignore")
         with open(path, "rb") as file:
             image = open_image(_picture_source(file))
-        return find_digits(image, _string_model)
+        return find_digits(image, string_model)
 
 
 def _picture_source(file):
