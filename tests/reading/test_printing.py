@@ -173,6 +173,29 @@ def test_digits_crossing_their_box_keep_their_ink():
     assert kept(ink, cleaned, crossings) >= 0.9
 
 
+def test_neighbouring_sides_go_where_digits_touch_them():
+    # Separate boxes 5 px apart: where a digit touches one side, the two sides blur into one
+    # thick stroke, yet both are print.  A 0 touches its right side, a 4 its left one.
+    d = Drawing(200, 110)
+    for left in (20, 105):
+        d.box(left, 15, left + 80, 95)
+    zero(d, 64, 25, 60)  # its right edge at x = 100, on the side
+    four(d, 106, 25, 60)
+    check(d)
+
+
+def test_an_edge_a_stroke_runs_along_goes():
+    # A stroke 3 px above a box's bottom edge, as long as the box: the edge is too thick there
+    # to be found as a line, but the row of boxes shows where it runs, and paper parts the two.
+    d = Drawing(330, 110)
+    for k in range(4):
+        d.box(20 + 72 * k, 15, 92 + 72 * k, 95)
+    number(d, 38, 25, 60, [seven, zero, one, four], gap=1.2)
+    d.pen([(98, 55), (158, 88)], width=4)
+    d.pen([(98, 88), (160, 88)], width=4)  # the bar of a 2, ending near both sides
+    check(d)
+
+
 def test_ruled_lines_go_and_crossing_strokes_stay():
     d = Drawing(400, 150)
     for y in (20, 62, 104, 146):

@@ -16,12 +16,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage
 
-from digits.reading.printing.bands import removal_mask
-from digits.reading.printing.lines import MIN_LENGTH, STRIP, Line, local_peaks
+from digits.reading.printing.bands import SHARP_SHARE, removal_mask
+from digits.reading.printing.lines import MIN_LENGTH, STRIP, Line, local_peaks, stretches
 
 # Which candidates are printing.
 CORE_MATCH = 1.0  # px: box sides and edges are this alike in their own width
@@ -36,20 +37,23 @@ ROW_COVER = 0.6  # a border-to-border row of candidates is inked this much
 EDGE_MARGIN = 0.02  # of the picture's side (at least 4 px): "reaches the border"
 EDGE_LONG = 1.5  # × the digits' height: a lone border-to-border row is paper ruling
 LONG = 2.5  # × the digits' height: a horizontal row inside the picture is a writing line
+STROKE_SHARE = 0.75  # a crossing candidate this much shorter than the box edges is a stroke
 MIN_PIECE = 12  # px: smaller bits of other ink are line remnants, not digits
 
 
-def printed_lines(mask: np.ndarray, lines: list[Line], rulings_only: bool = False):
+def printed_lines(mask: np.ndarray, raw: np.ndarray, lines: list[Line], rulings_only=False):
     """The candidates that are printed lines: box frames, paper rulings, long lines.
 
-    mask: the ink.  Candidates on one straight line (a faint line breaks up, a digit may
-    hide a stretch) are judged together, as a "row" (_rows).  rulings_only: only paper
-    rulings (border to border) are looked for.  Returns a list of Line.
+    mask: the ink; raw: the contrast map it comes from, unsmoothed.  Candidates on one
+    straight line (a faint line breaks up, a digit may hide a stretch) are judged together,
+    as a "row" (_rows).  rulings_only: only paper rulings (border to border) are looked for.
+    Returns a list of Line.
     """
     if not lines:
         return []
     printed = set() if rulings_only else _frames(lines)
-    hidden = [] if rulings_only else _hidden_sides(mask, lines, printed)
+    hidden = [] if rulings_only else _hidden_sides(raw, lines, printed)
+    hidden += [] if rulings_only else _hidden_edges(raw, lines, printed)
     printed |= set(range(len(lines), len(lines) + len(hidden)))
     lines = lines + hidden
     rows = [row for row in _rows(lines) if not set(row) <= printed]
@@ -222,6 +226,8 @@ def _edges_met(side: Line, edges: list[Line]) -> list[int]:
         key = next((r for r in crossed if abs(r - row) <= tolerance), round(row))
         crossed[key] = min(crossed.get(key, (math.inf,)), (beyond, row, k))
     found = sorted(crossed.values(), key=lambda c: c[1])
+    if len(found) > 2 and all(_inside_stroke(edges[k], found, edges) for _, _, k in found[1:-1]):
+        found = [found[0], found[-1]]  # a digit's stroke crossing the side inside its box
     if not found or len(found) > 2:
         return []
     tolerance = side.half_band + 4
@@ -237,7 +243,16 @@ def _edges_met(side: Line, edges: list[Line]) -> list[int]:
     return []
 
 
-def _hidden_sides(mask: np.ndarray, lines: list[Line], framed: set[int]) -> list[Line]:
+def _inside_stroke(line: Line, found: list, edges: list[Line]) -> bool:
+    """Whether a horizontal candidate a side crosses between its outermost crossings is a
+    digit's stroke, not a third printed line: unlike them in slope, or much shorter."""
+    outer = [edges[found[0][2]], edges[found[-1][2]]]
+    slope = sum(edge.slope for edge in outer) / 2
+    shortest = min(edge.length for edge in outer)
+    return abs(line.slope - slope) > SIDE_TILT or line.length < STROKE_SHARE * shortest
+
+
+def _hidden_sides(raw: np.ndarray, lines: list[Line], framed: set[int]) -> list[Line]:
     """Box sides the candidates missed, found where a row of boxes says they must be.
 
     A digit written against a side makes the ink there too thick to be taken for a line.
@@ -256,7 +271,7 @@ def _hidden_sides(mask: np.ndarray, lines: list[Line], framed: set[int]) -> list
     for top, bottom in {tuple(sorted(pair)) for pair in met.values() if len(pair) == 2}:
         sides = [lines[k] for k, pair in met.items() if pair == {top, bottom}]
         upper, lower = sorted((lines[top], lines[bottom]), key=lambda edge: edge.intercept)
-        row = Row(mask, upper, lower, sides)
+        row = Row(raw, upper, lower, sides)
         new = [
             wall
             for end in (max(upper.start, lower.start), min(upper.stop, lower.stop))
@@ -268,11 +283,43 @@ def _hidden_sides(mask: np.ndarray, lines: list[Line], framed: set[int]) -> list
     return found
 
 
+def _hidden_edges(raw: np.ndarray, lines: list[Line], framed: set[int]) -> list[Line]:
+    """Stretches of box edges the candidates missed, between the found pieces of a row's edge.
+
+    A digit's stroke running along its box's edge makes the ink there too thick to be taken
+    for a line, but the row's other boxes show where the edge runs: between collinear edges,
+    a stretch where the ink itself (not blurred) runs along that line (within a px, breaks
+    of GAP_PX bridged), at least half as long as the shortest edge found, is a hidden edge.
+    """
+    edges = [lines[k] for k in sorted(framed) if not lines[k].vertical]
+    found = []
+    for row in _rows(edges):
+        members = sorted((edges[k] for k in row), key=lambda edge: edge.start)
+        if len(members) < 2:
+            continue
+        longest = max(members, key=lambda edge: edge.length)
+        shortest = min(edge.length for edge in members)
+        ink = raw >= SHARP_SHARE * float(np.median([edge.darkness for edge in members]))
+        along = np.arange(members[0].start, members[-1].stop + 1)
+        rows = np.round(longest.across(along)).astype(int)[None, :] + np.arange(-1, 2)[:, None]
+        inside = (rows >= 0) & (rows < raw.shape[0])
+        on = (inside & ink[np.clip(rows, 0, raw.shape[0] - 1), along]).any(axis=0)
+        gaps = np.zeros(raw.shape[1], bool)
+        gaps[along] = on
+        for edge in members:
+            gaps[edge.start : edge.stop + 1] = False
+        found += [
+            replace(longest, start=first, stop=last)
+            for first, last in stretches(gaps, along[0], along[-1], shortest / 2)
+        ]
+    return found
+
+
 class Row:
     """A row of boxes between two edges, with the sides found so far (for _hidden_sides)."""
 
-    def __init__(self, mask, upper: Line, lower: Line, sides: list[Line]):
-        self.mask, self.upper, self.lower = mask, upper, lower
+    def __init__(self, raw, upper: Line, lower: Line, sides: list[Line]):
+        self.upper, self.lower = upper, lower
         self.middle = (
             upper.across(upper.start + upper.length / 2)
             + lower.across(lower.start + lower.length / 2)
@@ -282,6 +329,8 @@ class Row:
         self.core = float(np.median([side.core for side in sides]))
         self.darkness = float(np.median([side.darkness for side in sides]))
         self.columns = sorted(self.column_of(side) for side in sides)
+        # The ink itself, not blurred: two sides a few px apart stay two.
+        self.mask = raw >= SHARP_SHARE * self.darkness
 
     def column_of(self, side: Line) -> float:
         return side.across(self.middle)
@@ -302,8 +351,7 @@ class Row:
         at = at.astype(int)
         inside = (at >= 0) & (at < self.mask.shape[1])
         cover = inside & self.mask[rows[None, :], np.clip(at, 0, self.mask.shape[1] - 1)]
-        cover = cover.mean(axis=1)
-        peaks = local_peaks(cover, SIDE_COVER)
+        peaks = local_peaks(cover.mean(axis=1), SIDE_COVER)
         start = max(round(upper.across(column) - upper.half_band), 0)
         stop = min(round(lower.across(column) + lower.half_band), self.mask.shape[0] - 1)
         return [
@@ -324,10 +372,13 @@ class Row:
         """The walls hidden between the outer sides, for the most boxes that fit them."""
         left, right = self.columns[0], self.columns[-1]
         height = self.lower.intercept - self.upper.intercept
-        for boxes in range(MAX_BOXES, 1, -1):
+        counts = [
+            boxes
+            for boxes in range(2, MAX_BOXES + 1)
+            if BOX_ASPECT[0] * height <= (right - left) / boxes <= BOX_ASPECT[1] * height
+        ]
+        for boxes in sorted(counts, key=lambda n: abs(math.log((right - left) / n / height))):
             width = (right - left) / boxes
-            if not BOX_ASPECT[0] * height <= width <= BOX_ASPECT[1] * height:
-                continue
             grid = left + width * np.arange(boxes + 1)
             tolerance = 0.25 * width
             if any(np.abs(grid - c).min() > tolerance for c in self.columns):

@@ -82,7 +82,7 @@ def candidates(values, level: float, vertical: bool, mask, raw) -> list[Line]:
     any smoothing, for the lines' own widths.
     """
     if values.shape[0 if vertical else 1] < MIN_LENGTH:
-        return []  # no stretch of MIN_LENGTH fits (_stretches): an MNIST-sized picture
+        return []  # no stretch of MIN_LENGTH fits (stretches): an MNIST-sized picture
     view = np.ascontiguousarray(values.T) > level if vertical else values > level
     plain = np.ascontiguousarray(mask.T) if vertical else mask
     raw = np.ascontiguousarray(raw.T) if vertical else raw
@@ -253,7 +253,7 @@ def _measured(line: Line, view: np.ndarray, raw: np.ndarray, plain: np.ndarray):
     on = plain[centre, every] | plain[np.maximum(centre - 1, 0), every]
     on |= plain[np.minimum(centre + 1, height - 1), every]
     found = []
-    for first, last in _stretches(on, line.start, line.stop):
+    for first, last in stretches(on, line.start, line.stop):
         span = np.arange(first, last + 1)
         runs = runs_across(view, line.across(span), span)[1]
         if _thin(runs):
@@ -283,9 +283,13 @@ def _core_width(values: np.ndarray, line: Line, span: tuple[int, int]) -> tuple[
     median of its darkest ink across it."""
     along = np.arange(span[0], span[1] + 1)
     reach = MAX_RUN // 2 + 1
-    rows = np.round(line.across(along)).astype(int)[None, :] + np.arange(-reach, reach + 1)[:, None]
+    centre = np.round(line.across(along)).astype(int)
+    # Centred on the darkest of the three rows nearest the fit (it may be a px off the ink).
+    near_centre = values[np.clip(centre + np.arange(-1, 2)[:, None], 0, values.shape[0] - 1), along]
+    centre = centre + np.argmax(near_centre, axis=0) - 1
+    rows = centre[None, :] + np.arange(-reach, reach + 1)[:, None]
     profile = values[np.clip(rows, 0, values.shape[0] - 1), along[None, :]]
-    peak = np.maximum(profile[reach - 1 : reach + 2].max(axis=0), 1e-6)[None, :]
+    peak = np.maximum(profile[reach], 1e-6)[None, :]
     # Ink across the line over its darkness: the width of an equally dark bar (sub-pixel),
     # counted outwards from the centre while the ink stays above a quarter of the peak (a
     # neighbouring line a few px away is not this line).
@@ -308,16 +312,18 @@ def _leading(rows: np.ndarray) -> np.ndarray:
     return np.where(rows.all(axis=0), rows.shape[0], np.argmin(rows, axis=0))
 
 
-def _stretches(on: np.ndarray, start: int, stop: int) -> list[tuple[int, int]]:
+def stretches(
+    on: np.ndarray, start: int, stop: int, shortest: float = MIN_LENGTH
+) -> list[tuple[int, int]]:
     """(first, last) of each run of `on` (gaps up to GAP_PX bridged) that reaches into
-    [start, stop] and is at least MIN_LENGTH long."""
+    [start, stop] and is at least `shortest` long."""
     where = np.flatnonzero(on)
     if where.size == 0:
         return []
     breaks = np.flatnonzero(np.diff(where) > GAP_PX + 1)
     firsts = where[np.r_[0, breaks + 1]]
     lasts = where[np.r_[breaks, where.size - 1]]
-    keep = (lasts >= start) & (firsts <= stop) & (lasts - firsts + 1 >= MIN_LENGTH)
+    keep = (lasts >= start) & (firsts <= stop) & (lasts - firsts + 1 >= shortest)
     return [(int(a), int(b)) for a, b in zip(firsts[keep], lasts[keep], strict=True)]
 
 

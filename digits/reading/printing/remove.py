@@ -80,4 +80,4 @@ def _removed(smooth: np.ndarray, level: float, raw: np.ndarray, rulings_only=Fal
         if rulings_only and not ink_near_both_borders(continuous, vertical):
             continue  # no ruling can run from border to border in this direction
         lines += candidates(along, level, vertical, continuous, raw)
-    return removal_mask(mask, printed_lines(mask, lines, rulings_only), raw)
+    return removal_mask(mask, printed_lines(mask, raw, lines, rulings_only), raw)
