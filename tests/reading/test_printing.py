@@ -196,6 +196,19 @@ def test_an_edge_a_stroke_runs_along_goes():
     check(d)
 
 
+def test_boxes_whose_digits_all_touch_an_edge_go():
+    # Separate boxes, each with a stroke along its top or bottom edge that makes that edge
+    # too thick to be found as a line: no box shows both its edges, but the row's other
+    # boxes show where each hidden one runs.
+    d = Drawing(310, 110)
+    for left in (20, 115, 210):
+        d.box(left, 15, left + 80, 95)
+    for left in (20, 210):  # 7s with their bars along the top edge
+        d.pen([(left + 4, 20), (left + 70, 20), (left + 30, 88)])
+    d.pen([(125, 30), (180, 30), (125, 90), (190, 90)])  # a 2 with its base along the bottom
+    check(d)
+
+
 def test_ruled_lines_go_and_crossing_strokes_stay():
     d = Drawing(400, 150)
     for y in (20, 62, 104, 146):

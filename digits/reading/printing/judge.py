@@ -3,8 +3,9 @@
 * Box frames: a vertical candidate spanning from one horizontal candidate to another, about
   as wide as they are (CORE_MATCH: pens write wider than forms print), and crossing no
   third, is a box side; horizontal candidates carrying two sides are box edges, and so are
-  those on the same line as a box edge.  Sides hidden by a digit written against them are
-  then looked for where the row of boxes says they must be (_hidden_sides).
+  those on the same line as a box edge.  Stretches of edges hidden by a digit's stroke along
+  them are looked for on the line of the edges found (_hidden_edges), and sides hidden by a
+  digit written against them where the row of boxes says they must be (_hidden_sides).
 * Paper rulings: candidates on one straight line ("rows") running from border to border;
   two such rows in one direction, or one EDGE_LONG × the digits' height long.
 * Long lines: a horizontal row LONG × the digits' height long (a form's writing line).
@@ -22,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from digits.reading.printing.bands import SHARP_SHARE, removal_mask
-from digits.reading.printing.lines import MIN_LENGTH, STRIP, Line, local_peaks, stretches
+from digits.reading.printing.lines import GAP_PX, MIN_LENGTH, STRIP, Line, local_peaks, stretches
 
 # Which candidates are printing.
 CORE_MATCH = 1.0  # px: box sides and edges are this alike in their own width
@@ -51,9 +52,15 @@ def printed_lines(mask: np.ndarray, raw: np.ndarray, lines: list[Line], rulings_
     """
     if not lines:
         return []
-    printed = set() if rulings_only else _frames(lines)
+    printed = set()
+    if not rulings_only:
+        # Stretches of hidden edges count only as frames: elsewhere they may be a stroke.
+        extended = lines + _hidden_edges(raw, lines)
+        framed = _frames(extended)
+        kept = [k for k in range(len(extended)) if k < len(lines) or k in framed]
+        lines = [extended[k] for k in kept]
+        printed = {index for index, k in enumerate(kept) if k in framed}
     hidden = [] if rulings_only else _hidden_sides(raw, lines, printed)
-    hidden += [] if rulings_only else _hidden_edges(raw, lines, printed)
     printed |= set(range(len(lines), len(lines) + len(hidden)))
     lines = lines + hidden
     rows = [row for row in _rows(lines) if not set(row) <= printed]
@@ -257,9 +264,9 @@ def _hidden_sides(raw: np.ndarray, lines: list[Line], framed: set[int]) -> list[
 
     A digit written against a side makes the ink there too thick to be taken for a line.
     But a row of boxes is regular: a side stands at each end of the box edges, and walls
-    divide the row into boxes of one width (about as wide as tall, BOX_ASPECT).  The most
-    boxes for which every dividing wall is a side already found or a straight vertical
-    run of ink from edge to edge (_walls_near) decide where the hidden sides are.
+    divide the row into boxes of one width (about as wide as tall, BOX_ASPECT).  The
+    squarest boxes for which every dividing wall is a side already found or a straight
+    vertical run of ink from edge to edge (_walls_near) decide where the hidden sides are.
     """
     edges = [k for k in framed if not lines[k].vertical]
     met = {
@@ -283,34 +290,31 @@ def _hidden_sides(raw: np.ndarray, lines: list[Line], framed: set[int]) -> list[
     return found
 
 
-def _hidden_edges(raw: np.ndarray, lines: list[Line], framed: set[int]) -> list[Line]:
-    """Stretches of box edges the candidates missed, between the found pieces of a row's edge.
+def _hidden_edges(raw: np.ndarray, lines: list[Line]) -> list[Line]:
+    """Stretches of box edges the candidates missed, on the straight line of edges found.
 
     A digit's stroke running along its box's edge makes the ink there too thick to be taken
-    for a line, but the row's other boxes show where the edge runs: between collinear edges,
-    a stretch where the ink itself (not blurred) runs along that line (within a px, breaks
-    of GAP_PX bridged), at least half as long as the shortest edge found, is a hidden edge.
+    for a line, but the edges of the row's other boxes show where it runs: along the line
+    of collinear horizontal candidates, each stretch of the ink itself (not blurred) that
+    follows it within a px (breaks of GAP_PX bridged), at least half as long as the
+    shortest of them, is a candidate too.
     """
-    edges = [lines[k] for k in sorted(framed) if not lines[k].vertical]
+    edges = [line for line in lines if not line.vertical]
     found = []
     for row in _rows(edges):
-        members = sorted((edges[k] for k in row), key=lambda edge: edge.start)
-        if len(members) < 2:
-            continue
+        members = [edges[k] for k in row]
         longest = max(members, key=lambda edge: edge.length)
-        shortest = min(edge.length for edge in members)
         ink = raw >= SHARP_SHARE * float(np.median([edge.darkness for edge in members]))
-        along = np.arange(members[0].start, members[-1].stop + 1)
+        along = np.arange(raw.shape[1])
         rows = np.round(longest.across(along)).astype(int)[None, :] + np.arange(-1, 2)[:, None]
         inside = (rows >= 0) & (rows < raw.shape[0])
         on = (inside & ink[np.clip(rows, 0, raw.shape[0] - 1), along]).any(axis=0)
-        gaps = np.zeros(raw.shape[1], bool)
-        gaps[along] = on
         for edge in members:
-            gaps[edge.start : edge.stop + 1] = False
+            on[max(edge.start - GAP_PX, 0) : edge.stop + GAP_PX + 1] = False
+        shortest = min(edge.length for edge in members) / 2
         found += [
             replace(longest, start=first, stop=last)
-            for first, last in stretches(gaps, along[0], along[-1], shortest / 2)
+            for first, last in stretches(on, 0, raw.shape[1] - 1, shortest)
         ]
     return found
 
@@ -369,7 +373,12 @@ class Row:
         ]
 
     def dividing_walls(self) -> list[Line]:
-        """The walls hidden between the outer sides, for the most boxes that fit them."""
+        """The walls hidden between the sides found, for the squarest boxes that fit them.
+
+        Sides found close together (two separate boxes' sides) stand for one wall.  Between
+        neighbouring walls a whole number of boxes must fit (within a quarter box: perspective
+        narrows them along the row), and each gap's hidden walls divide it evenly.
+        """
         left, right = self.columns[0], self.columns[-1]
         height = self.lower.intercept - self.upper.intercept
         counts = [
@@ -379,22 +388,32 @@ class Row:
         ]
         for boxes in sorted(counts, key=lambda n: abs(math.log((right - left) / n / height))):
             width = (right - left) / boxes
-            grid = left + width * np.arange(boxes + 1)
-            tolerance = 0.25 * width
-            if any(np.abs(grid - c).min() > tolerance for c in self.columns):
-                continue  # a side found is off this division
-            walls, complete = [], True
-            for place in grid[1:-1]:
-                if np.abs(np.array(self.columns) - place).min() <= SIDE_SEARCH + 4:
-                    continue
-                near = self.walls_near(place)
-                if not near:
-                    complete = False
-                    break
-                walls += near
-            if complete:
-                return walls
+            walls = _merged(self.columns, 0.5 * width)
+            gaps = np.diff(walls)
+            parts = np.round(gaps / width).astype(int)
+            if parts.min() < 1 or parts.sum() != boxes or np.abs(gaps / width - parts).max() > 0.25:
+                continue
+            places = [
+                low + k * gap / part
+                for low, gap, part in zip(walls[:-1], gaps, parts, strict=True)
+                for k in range(1, part)
+            ]
+            found = [self.walls_near(place) for place in places]
+            if all(found):
+                return [wall for near in found for wall in near]
         return []
+
+
+def _merged(columns: list[float], closer: float) -> list[float]:
+    """Sorted columns with each run of columns closer than `closer` to the next one merged
+    into their mean."""
+    runs = [[columns[0]]]
+    for column in columns[1:]:
+        if column - runs[-1][-1] < closer:
+            runs[-1].append(column)
+        else:
+            runs.append([column])
+    return [sum(run) / len(run) for run in runs]
 
 
 def _collinear(line: Line, other: Line) -> bool:
