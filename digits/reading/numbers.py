@@ -26,12 +26,15 @@ MAX_GAP = 0.6
 # A digit belongs to the group with the most ink within this many line columns of its centre.
 OWNER_REACH = 2
 # A digit split off a group must hold at least this fraction of its fair share (1 / digits) of the
-# group's firm ink (ink at least FIRM_INK): the faint haze or smudge beside a digit, which the
-# string model may read as another digit, holds almost none (4 % of a pair's firm ink, 0.08 of its
-# fair share, where a 1 beside another digit holds 40 %; in a 6-digit overlapping number the
-# thinnest digit may hold a fifth of its fair share).
+# group's firm ink (ink at least FIRM_INK), unless the string model is SURE of it (its top
+# probability): the faint haze or smudge beside a digit, which the string model may read as
+# another digit, holds almost none (4 % of a pair's firm ink, 0.08 of its fair share, where a 1
+# beside another digit holds 40 %), and the model is less sure of it (0.87). The middle digit of
+# three overlapping ones may hold as little between its cuts (0.04 of its fair share in "340"),
+# but there the model is sure (above 0.99).
 MIN_FIRM_SHARE = 0.1
 FIRM_INK = 0.5
+SURE = 0.95
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,11 @@ def _read_row(row: list[GroupInk], string_model: StringModel) -> dict[int, list[
         firm = group.ink >= FIRM_INK
         share = [firm[:, span.start : span.stop].sum() / max(1, firm.sum()) for span in spans]
         least = MIN_FIRM_SHARE / len(own)
-        own = [digit for digit, part in zip(own, share, strict=True) if part >= least]
+        own = [
+            digit
+            for digit, part in zip(own, share, strict=True)
+            if part >= least or digit.probabilities.max() >= SURE
+        ]
         if len(own) >= 2:
             split[index] = _spans(own, group, shifts[index], geometry)
     return split

@@ -85,3 +85,12 @@ def test_a_faint_haze_beside_a_digit_is_not_split_off_as_another_digit(reader):
     # of ink takes in the haze beside it, which the string model reads as a 6.
     picture = Image.open(PICTURES / "printed_4_beside_a_haze.png")
     assert reader.read_image(picture).prediction == "4"
+
+
+@pytest.mark.parametrize("number", ["340", "3065"])
+def test_a_thin_middle_digit_the_string_model_is_sure_of_is_kept(reader, number):
+    # Numbers of bench.strings' overlapping kind (MNIST test digits, seed 7): the 4 and the 0
+    # hold little firm ink between the cuts of their overlapping neighbours, but the string
+    # model reads them with a probability above 0.99.
+    picture = Image.open(PICTURES / f"overlapping_{number}.png")
+    assert reader.read_image(picture).prediction == number
