@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digits.reading import ink as ink_module
-from digits.reading.printing import lines
+from digits.reading.printing import judge, lines
 from digits.reading.printing.remove import remove_printing
 from digits.synthetic.numbers import number_samples
 from tests.reading.helpers import digits_found
@@ -366,3 +366,14 @@ def test_composed_numbers_are_segmented_once_lines_are_removed(kind, mnist):
 def test_module_constants_are_consistent():
     assert lines.MIN_LENGTH == lines.MIN_STRIPS * lines.STRIP
     assert lines.MAX_THICKNESS < lines.MAX_RUN
+
+
+def test_a_row_of_sides_closer_than_any_box_divides_into_no_boxes():
+    # Six sides 6 px apart between two edges 30 px apart (squared paper, or hatching): at two
+    # boxes to the row, all of them stand for one wall, and there is nothing to divide.
+    edges = [lines.Line(False, across, 0.0, 0, 100, 3.0, 2.0, 1.0) for across in (10.0, 40.0)]
+    sides = [
+        lines.Line(True, float(column), 0.0, 10, 40, 3.0, 2.0, 1.0) for column in range(0, 31, 6)
+    ]
+    row = judge.Row(np.zeros((50, 100), np.float32), *edges, sides)
+    assert row.dividing_walls() == []

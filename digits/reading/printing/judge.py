@@ -391,7 +391,9 @@ class Row:
             walls = _merged(self.columns, 0.5 * width)
             gaps = np.diff(walls)
             parts = np.round(gaps / width).astype(int)
-            if parts.min() < 1 or parts.sum() != boxes or np.abs(gaps / width - parts).max() > 0.25:
+            if len(walls) < 2 or parts.min() < 1 or parts.sum() != boxes:
+                continue
+            if np.abs(gaps / width - parts).max() > 0.25:
                 continue
             places = [
                 low + k * gap / part
