@@ -1,12 +1,14 @@
 """How many digits each group of ink holds, and where they are: the string model reads rows.
 
-    split_groups(groups, string_model) -> per group: None (one digit) or its digits' spans
+    split_groups(groups, string_model) -> per group: the spans of the digits read in it
 
 `segment` finds groups of connected ink; a group may hold several digits that touch or overlap
 ("00", "147" written in a hurry). The groups that share a row are pasted side by side into one
 line — their own ink only, wide blank gaps shrunk, so that every digit is seen at the height of
 its neighbours — and the string model reads the line. A group in which it reads two or more
-digits is split at the cuts it gives; the others stay whole, for the digit model to read.
+digits is split at the cuts it gives; the others stay whole, for the digit model to read, and a
+group in which it reads one digit keeps that reading too: the two models' probabilities are
+combined (`reader`).
 """
 
 from __future__ import annotations
@@ -63,12 +65,12 @@ class DigitSpan:
     probabilities: np.ndarray  # (10,) float32, index = digit
 
 
-def split_groups(groups: list[GroupInk], string_model: StringModel) -> list[list[DigitSpan] | None]:
-    """For each group: None when it holds one digit (or none the string model could see), else
-    its digits left to right."""
-    spans: list[list[DigitSpan] | None] = [None] * len(groups)
+def split_groups(groups: list[GroupInk], string_model: StringModel) -> list[list[DigitSpan]]:
+    """For each group, the digits the string model read in it, left to right: none, one (the
+    whole group, for the digit model to read as well) or several (where to split it)."""
+    spans: list[list[DigitSpan]] = [[] for _ in groups]
     for row in _rows(groups):
-        for index, digits in _read_row([groups[i] for i in row], string_model).items():
+        for index, digits in enumerate(_read_row([groups[i] for i in row], string_model)):
             spans[row[index]] = digits
     return spans
 
@@ -89,29 +91,27 @@ def _rows(groups: list[GroupInk]) -> list[list[int]]:
     return [sorted(row, key=lambda i: groups[i].x0) for row in rows]
 
 
-def _read_row(row: list[GroupInk], string_model: StringModel) -> dict[int, list[DigitSpan]]:
-    """The groups of one row (left to right) that hold several digits, by position in `row`."""
+def _read_row(row: list[GroupInk], string_model: StringModel) -> list[list[DigitSpan]]:
+    """The digits the string model read in each group of one row (left to right)."""
     pasted, shifts = _pasted(row)
     line, geometry = to_line(pasted)
     digits = string_model.read(line)
     owners = [_owner(row, shifts, digit, geometry) for digit in digits]
-    split = {}
+    read = []
     for index, group in enumerate(row):
         own = [digit for digit, owner in zip(digits, owners, strict=True) if owner == index]
-        if len(own) < 2:
-            continue
-        spans = _spans(own, group, shifts[index], geometry)
-        firm = group.ink >= FIRM_INK
-        share = [firm[:, span.start : span.stop].sum() / max(1, firm.sum()) for span in spans]
-        least = MIN_FIRM_SHARE / len(own)
-        own = [
-            digit
-            for digit, part in zip(own, share, strict=True)
-            if part >= least or digit.probabilities.max() >= SURE
-        ]
         if len(own) >= 2:
-            split[index] = _spans(own, group, shifts[index], geometry)
-    return split
+            spans = _spans(own, group, shifts[index], geometry)
+            firm = group.ink >= FIRM_INK
+            share = [firm[:, span.start : span.stop].sum() / max(1, firm.sum()) for span in spans]
+            least = MIN_FIRM_SHARE / len(own)
+            own = [
+                digit
+                for digit, part in zip(own, share, strict=True)
+                if part >= least or digit.probabilities.max() >= SURE
+            ]
+        read.append(_spans(own, group, shifts[index], geometry) if own else [])
+    return read
 
 
 def _pasted(row: list[GroupInk]) -> tuple[np.ndarray, list[int]]:

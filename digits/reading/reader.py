@@ -83,7 +83,8 @@ class Reader:
 
     def read_digit_images(self, pictures: list[list[DigitImage]]) -> list[Reading]:
         """The Readings of many pictures' digits (from find_digits), batched through the model;
-        a digit the string model already read keeps its probabilities."""
+        a digit the string model split off keeps its probabilities, and a whole group it read
+        as one digit combines both models' (_combined)."""
         unread = [
             digit.pixels for digits in pictures for digit in digits if digit.probabilities is None
         ]
@@ -93,7 +94,10 @@ class Reader:
         readings = []
         for digits in pictures:
             rows = [
-                next(classified) if d.probabilities is None else d.probabilities for d in digits
+                _combined(next(classified), d.string_reading)
+                if d.probabilities is None
+                else d.probabilities
+                for d in digits
             ]
             readings.append(reading_from(digits, rows))
         return readings
@@ -103,6 +107,17 @@ class Reader:
         readings = iter(self.read_digit_images(readable))
         for path, _, error in pending:
             yield FileReading(path, next(readings) if error is None else None, error)
+
+
+def _combined(digit_model: np.ndarray, string_model: np.ndarray | None) -> np.ndarray:
+    """One digit's probabilities from the digit model's and, if it read the digit too, the
+    string model's: their normalised product (two independent witnesses, uniform prior)."""
+    if string_model is None:
+        return digit_model
+    product = digit_model.astype(np.float64) * string_model
+    if product.sum() <= 0:
+        return digit_model
+    return (product / product.sum()).astype(np.float32)
 
 
 def describe_os_error(error: OSError) -> str:

@@ -5,7 +5,8 @@
 Pieces of one digit (a 5's detached bar, a broken stroke) are merged into a group; dots, dashes
 and smudges are dropped. Groups that hold several digits touching or overlapping are split where
 the string model reads them (`numbers`); such a digit comes with the string model's
-probabilities, the others are left for the digit model. Each digit is then made MNIST-style.
+probabilities, the others are left for the digit model (with the string model's reading of them,
+when it read one digit there). Each digit is then made MNIST-style.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class DigitImage:
     # The string model's ten probabilities for a digit split out of a group; None: the digit
     # model is to read the pixels.
     probabilities: np.ndarray | None = field(default=None, repr=False)
+    # For a whole group the digit model reads: the string model's probabilities when it read
+    # one digit there, to combine with the digit model's.
+    string_reading: np.ndarray | None = field(default=None, repr=False)
 
 
 # Segmentation, in ink units (1 = typical ink), on the ink smoothed with a
@@ -112,9 +116,12 @@ def find_digits(image: Image.Image, string_model: StringModel) -> list[DigitImag
     scale = _box_scale(image, analysis.ink.shape)
     digits = []
     for group, spans in zip(inks, split_groups(inks, string_model), strict=True):
-        if spans is None:
+        if len(spans) <= 1:
             box = (group.x0, group.y0, group.x1, group.y1)
-            digits.append(DigitImage(to_mnist(group.ink), _input_box(box, scale)))
+            string_reading = spans[0].probabilities if spans else None
+            digits.append(
+                DigitImage(to_mnist(group.ink), _input_box(box, scale), None, string_reading)
+            )
             continue
         for span in spans:
             part = GroupInk(group.ink[:, span.start : span.stop], group.x0 + span.start, group.y0)

@@ -43,7 +43,10 @@ def test_a_lone_digit_stays_whole():
     ink = 1 - np.asarray(picture, np.float32) / 255
     rows, columns = np.nonzero(ink > 0)
     group = GroupInk(ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1], 0, 0)
-    assert split_groups([group], committed_string_model()) == [None]
+    [spans] = split_groups([group], committed_string_model())
+    # One digit, read whole: its one span is the whole group, with the string model's reading.
+    assert [(span.start, span.stop) for span in spans] == [(0, group.ink.shape[1])]
+    assert int(np.argmax(spans[0].probabilities)) == 5
 
 
 # gap: cell widths between one digit's strokes and the next's; the pen is 0.11 cell widths wide, so

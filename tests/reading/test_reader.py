@@ -43,4 +43,21 @@ def test_digits_the_string_model_read_keep_its_probabilities(tmp_path):
     )
 
 
+def test_a_whole_digit_both_models_read_gets_their_normalised_product(tmp_path):
+    classifier = Classifier.load(dense_model(tmp_path / "dense.h5")[0])
+    pixels = np.zeros((28, 28), np.float32)
+    digit_model = classifier.probabilities(pixels[None])[0]
+    # The string model is sure of the digit the digit model finds least likely.
+    least = int(np.argmin(digit_model))
+    string_reading = np.full(10, 1e-6, np.float32)
+    string_reading[least] = 1 - 9e-6
+    pictures = [[DigitImage(pixels, (0, 0, 5, 9), None, string_reading)]]
+    ((digit,),) = [
+        r.digits for r in Reader(classifier, committed_string_model()).read_digit_images(pictures)
+    ]
+    expected = digit_model * string_reading / (digit_model * string_reading).sum()
+    np.testing.assert_allclose(digit.probabilities, expected, rtol=1e-5)
+    assert digit.digit == least
+
+
 # --- against Keras itself (imports TensorFlow, once for the module) ---
