@@ -97,3 +97,11 @@ def test_a_thin_middle_digit_the_string_model_is_sure_of_is_kept(reader, number)
     # model reads them with a probability above 0.99.
     picture = Image.open(PICTURES / f"overlapping_{number}.png")
     assert reader.read_image(picture).prediction == number
+
+
+def test_both_sides_a_wide_digit_touches_in_separate_boxes_are_removed(reader):
+    # bench.strings' boxes kind (MNIST test digits, seed 5): boxes a few px apart, and the 0
+    # runs along both sides of its box, which are then too thick to be found as lines; each
+    # stands a few px beside a side of the next box. Left in, they read as 1s ("91914").
+    picture = Image.open(PICTURES / "boxes_904.png")
+    assert reader.read_image(picture).prediction == "904"

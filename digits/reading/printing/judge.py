@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage
 
-from digits.reading.printing.bands import SHARP_SHARE, removal_mask
+from digits.reading.printing.bands import DARKER, SHARP_SHARE, removal_mask
 from digits.reading.printing.lines import GAP_PX, MIN_LENGTH, STRIP, Line, local_peaks, stretches
 
 # Which candidates are printing.
@@ -286,7 +286,9 @@ def _hidden_sides(raw: np.ndarray, lines: list[Line], framed: set[int]) -> list[
             for wall in row.walls_near(end)
         ]
         row.columns = sorted(row.columns + [row.column_of(wall) for wall in new])
-        found += new + row.dividing_walls()
+        walls = row.dividing_walls()
+        row.columns = sorted(row.columns + [row.column_of(wall) for wall in walls])
+        found += new + walls + row.partners()
     return found
 
 
@@ -334,6 +336,7 @@ class Row:
         self.darkness = float(np.median([side.darkness for side in sides]))
         self.columns = sorted(self.column_of(side) for side in sides)
         # The ink itself, not blurred: two sides a few px apart stay two.
+        self.raw = raw
         self.mask = raw >= SHARP_SHARE * self.darkness
 
     def column_of(self, side: Line) -> float:
@@ -404,6 +407,27 @@ class Row:
             if all(found):
                 return [wall for near in found for wall in near]
         return []
+
+    def partners(self) -> list[Line]:
+        """Hidden sides of separate boxes: the side a few px beside each inner side found, where
+        the next box begins (a digit written against it made it too thick to be found), no
+        darker than DARKER × the sides (else a pen's stroke)."""
+        found = []
+        for column in self.columns[1:-1]:
+            for wall in self.walls_near(column):
+                beside = self.column_of(wall)
+                if min(abs(beside - c) for c in self.columns) > 2 and self._printed(wall):
+                    found.append(wall)
+        return found
+
+    def _printed(self, wall: Line) -> bool:
+        rows = np.arange(
+            math.ceil(self.upper.across(self.column_of(wall)) + self.upper.half_band),
+            math.floor(self.lower.across(self.column_of(wall)) - self.lower.half_band) + 1,
+        )
+        columns = np.clip(np.round(wall.across(rows)).astype(int), 0, self.raw.shape[1] - 1)
+        centre = self.raw[np.clip(rows, 0, self.raw.shape[0] - 1), columns]
+        return float(np.median(centre)) <= DARKER * self.darkness
 
 
 def _merged(columns: list[float], closer: float) -> list[float]:
