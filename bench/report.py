@@ -176,15 +176,32 @@ def strings_rows(document):
             return "–"
         return " / ".join(percent(r["read"] / r["numbers"], 1) for r in results)
 
+    def pooled(kind):
+        readings = [kind["now"], *kind.get("other_seeds", {}).values()]
+        return sum(r["read"] for r in readings) / sum(r["numbers"] for r in readings)
+
     numbers = next(iter(kinds.values()))["now"]["numbers"]
     six = document["results"]["six_digit_overlapping"]
-    return [
+    seeds = [document["settings"]["seed"], *document["results"].get("other_seeds", [])]
+    rows = [
         (
             f"whole numbers of MNIST test digits read exactly, {numbers} per kind: {names}",
             shares("now"),
             shares("before") + " (before the string model)",
             "",
-        ),
+        )
+    ]
+    if len(seeds) > 1:
+        rows.append(
+            (
+                f"the same, composer seeds {', '.join(map(str, seeds))} together, "
+                f"{numbers * len(seeds):,} per kind",
+                " / ".join(percent(pooled(kind), 1) for kind in kinds.values()),
+                "–",
+                "",
+            )
+        )
+    return rows + [
         (
             "one 6-digit overlapping number, read in process (median)",
             f"{six['median_ms']:.0f} ms",

@@ -64,7 +64,7 @@ RESULT_KEYS = {
     "throughput": {"cli", "realistic", "stages", "api", "figure"},
     "memory": {"training", "training_ratio", "cli", "cli_ratio"},
     "realistic": {"ours", "tutorial", "model"},
-    "strings": {"kinds", "six_digit_overlapping", "baseline", "model", "figure"},
+    "strings": {"kinds", "six_digit_overlapping", "baseline", "other_seeds", "model", "figure"},
     "precision": {"runs", "float32_ratio", "notebook_epochs", "notebook_float32_seconds"},
 }
 OUTCOME_KEYS = {"seconds", "epochs_run", "test_accuracy", "test_error", "points", "reached"}
@@ -224,8 +224,11 @@ def test_strings_dry_run_reads_each_kind_now_and_before(dry_runs, request):
     _, _, folder, document = run_dry("strings", dry_runs, request)
     kinds = document["results"]["kinds"]
     assert list(kinds) == list(strings.KINDS)
+    other_seeds = strings.seed_list(strings.DRY_RUN["other_seeds"])
+    assert other_seeds and document["results"]["other_seeds"] == other_seeds
     for result in kinds.values():
-        for reading in (result["now"], result["before"]):
+        others = [result["other_seeds"][str(seed)] for seed in other_seeds]
+        for reading in (result["now"], result["before"], *others):
             assert reading["numbers"] == strings.DRY_RUN["count"]
             assert 0 <= reading["read"] <= reading["numbers"]
             assert len(reading["misses"]) == reading["numbers"] - reading["read"]

@@ -184,12 +184,16 @@ def benchmark_figures(documents: dict) -> Known:
             pairs.append(("%", result[f"{kind}_read"] / result[kind]))
     pairs.append(("pictures", documents["realistic"]["settings"]["pictures"]))
     for kind in documents["strings"]["results"]["kinds"].values():
-        for reading in (kind["now"], kind.get("before")):
+        others = list(kind.get("other_seeds", {}).values())
+        for reading in (kind["now"], kind.get("before"), *others):
             if reading:
                 pairs += [
                     ("%", reading["read"] / reading["numbers"]),
                     ("numbers", reading["numbers"]),
                 ]
+        pooled = [kind["now"], *others]
+        read, numbers = (sum(reading[key] for reading in pooled) for key in ("read", "numbers"))
+        pairs += [("%", read / numbers), ("numbers", numbers)]
     pairs += [("%", goal) for goal in strings.GOALS.values()]
     six = documents["strings"]["results"]["six_digit_overlapping"]
     pairs += [("ms", six["median_ms"]), ("ms", six["max_ms"])]
