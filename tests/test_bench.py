@@ -261,8 +261,9 @@ def test_report_names_the_command_behind_every_row(dry_runs, request):
     rows = [line for line in text.splitlines() if line.startswith("| ")][2:]
     file_counts = len(throughput.DRY_RUN["files"].split(","))
     # training: time and error; time to 99; cold start; files + realistic + in process; memory:
-    # two; realistic: single digits and numbers; strings: the kinds and the 6-digit timing
-    assert len(rows) == 2 + 1 + 1 + (file_counts + 2) + 2 + 2 + 2
+    # two; realistic: single digits and numbers; strings: the kinds, all seeds together and the
+    # 6-digit timing
+    assert len(rows) == 2 + 1 + 1 + (file_counts + 2) + 2 + 2 + 3
     for row in rows:
         assert "`python -m bench." in row and "--dry-run" in row and "(dry-run" in row
 
