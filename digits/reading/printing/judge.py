@@ -125,7 +125,7 @@ def _edge_margin(size: int) -> float:
 def ink_near_both_borders(continuous: np.ndarray, vertical: bool) -> bool:
     """Whether the ink a line of that direction must be continuous on comes within the edge
     margin of both borders it would run between.  A candidate starts and stops on that ink
-    (lines._stretches), so without it no row of candidates reaches both borders
+    (lines.stretches), so without it no row of candidates reaches both borders
     (_row_reaches_borders) and there is no paper ruling to find."""
     view = continuous.T if vertical else continuous
     size = view.shape[1]
@@ -285,9 +285,9 @@ def _hidden_sides(raw: np.ndarray, lines: list[Line], framed: set[int]) -> list[
             if min(abs(end - c) for c in row.columns) > SIDE_SEARCH + 2
             for wall in row.walls_near(end)
         ]
-        row.columns = sorted(row.columns + [row.column_of(wall) for wall in new])
+        row.add(new)
         walls = row.dividing_walls()
-        row.columns = sorted(row.columns + [row.column_of(wall) for wall in walls])
+        row.add(walls)
         found += new + walls + row.partners()
     return found
 
@@ -306,11 +306,11 @@ def _hidden_edges(raw: np.ndarray, lines: list[Line]) -> list[Line]:
     for row in _rows(edges):
         members = [edges[k] for k in row]
         longest = max(members, key=lambda edge: edge.length)
-        ink = raw >= SHARP_SHARE * float(np.median([edge.darkness for edge in members]))
+        level = SHARP_SHARE * float(np.median([edge.darkness for edge in members]))
         along = np.arange(raw.shape[1])
         rows = np.round(longest.across(along)).astype(int)[None, :] + np.arange(-1, 2)[:, None]
         inside = (rows >= 0) & (rows < raw.shape[0])
-        on = (inside & ink[np.clip(rows, 0, raw.shape[0] - 1), along]).any(axis=0)
+        on = (inside & (raw[np.clip(rows, 0, raw.shape[0] - 1), along] >= level)).any(axis=0)
         for edge in members:
             on[max(edge.start - GAP_PX, 0) : edge.stop + GAP_PX + 1] = False
         shortest = min(edge.length for edge in members) / 2
@@ -335,32 +335,41 @@ class Row:
         self.core = float(np.median([side.core for side in sides]))
         self.darkness = float(np.median([side.darkness for side in sides]))
         self.columns = sorted(self.column_of(side) for side in sides)
-        # The ink itself, not blurred: two sides a few px apart stay two.
+        # Walls are looked for in the ink itself, not blurred: two sides a few px apart stay two.
         self.raw = raw
-        self.mask = raw >= SHARP_SHARE * self.darkness
+        self.ink_level = SHARP_SHARE * self.darkness
 
     def column_of(self, side: Line) -> float:
         return side.across(self.middle)
+
+    def add(self, walls: list[Line]) -> None:
+        """Count these walls among the sides found."""
+        self.columns = sorted(self.columns + [self.column_of(wall) for wall in walls])
+
+    def _rows_between_edges(self, column: float) -> np.ndarray:
+        """The rows between the edges' bands at `column`."""
+        return np.arange(
+            math.ceil(self.upper.across(column) + self.upper.half_band),
+            math.floor(self.lower.across(column) - self.lower.half_band) + 1,
+        )
 
     def walls_near(self, column: float) -> list[Line]:
         """Straight vertical runs of ink from edge to edge within SIDE_SEARCH + 4 px of
         `column` (SIDE_COVER of the rows between the edges): one, or two close together
         (the sides of two neighbouring boxes)."""
         upper, lower = self.upper, self.lower
-        rows = np.arange(
-            math.ceil(upper.across(column) + upper.half_band),
-            math.floor(lower.across(column) - lower.half_band) + 1,
-        )
+        rows = self._rows_between_edges(column)
         if rows.size < MIN_LENGTH:
             return []
         shifts = np.arange(-SIDE_SEARCH - 4, SIDE_SEARCH + 5)
         at = np.round(column + shifts[:, None] + self.slope * (rows[None, :] - self.middle))
         at = at.astype(int)
-        inside = (at >= 0) & (at < self.mask.shape[1])
-        cover = inside & self.mask[rows[None, :], np.clip(at, 0, self.mask.shape[1] - 1)]
+        width = self.raw.shape[1]
+        inked = self.raw[rows[None, :], np.clip(at, 0, width - 1)] >= self.ink_level
+        cover = (at >= 0) & (at < width) & inked
         peaks = local_peaks(cover.mean(axis=1), SIDE_COVER)
         start = max(round(upper.across(column) - upper.half_band), 0)
-        stop = min(round(lower.across(column) + lower.half_band), self.mask.shape[0] - 1)
+        stop = min(round(lower.across(column) + lower.half_band), self.raw.shape[0] - 1)
         return [
             Line(
                 True,
@@ -421,10 +430,7 @@ class Row:
         return found
 
     def _printed(self, wall: Line) -> bool:
-        rows = np.arange(
-            math.ceil(self.upper.across(self.column_of(wall)) + self.upper.half_band),
-            math.floor(self.lower.across(self.column_of(wall)) - self.lower.half_band) + 1,
-        )
+        rows = self._rows_between_edges(self.column_of(wall))
         columns = np.clip(np.round(wall.across(rows)).astype(int), 0, self.raw.shape[1] - 1)
         centre = self.raw[np.clip(rows, 0, self.raw.shape[0] - 1), columns]
         return float(np.median(centre)) <= DARKER * self.darkness
