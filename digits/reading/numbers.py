@@ -100,17 +100,19 @@ def _read_row(row: list[GroupInk], string_model: StringModel) -> list[list[Digit
     read = []
     for index, group in enumerate(row):
         own = [digit for digit, owner in zip(digits, owners, strict=True) if owner == index]
+        spans = _spans(own, group, shifts[index], geometry) if own else []
         if len(own) >= 2:
-            spans = _spans(own, group, shifts[index], geometry)
             firm = group.ink >= FIRM_INK
             share = [firm[:, span.start : span.stop].sum() / max(1, firm.sum()) for span in spans]
             least = MIN_FIRM_SHARE / len(own)
-            own = [
+            kept = [
                 digit
                 for digit, part in zip(own, share, strict=True)
                 if part >= least or digit.probabilities.max() >= SURE
             ]
-        read.append(_spans(own, group, shifts[index], geometry) if own else [])
+            if len(kept) < len(own):  # the cuts move with the digits dropped
+                spans = _spans(kept, group, shifts[index], geometry) if kept else []
+        read.append(spans)
     return read
 
 
