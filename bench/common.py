@@ -11,7 +11,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import shlex
 import statistics
 import subprocess
@@ -417,10 +416,6 @@ def run_child(command, what, ok=(0,)):
 def rss_mib(maxrss):
     """ru_maxrss in MiB: Linux reports KiB, macOS bytes."""
     return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10
-
-
-def self_peak_rss_mib():
-    return rss_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def interface_command(model, *inputs):
