@@ -38,7 +38,8 @@ Options:
   --model PATH              the Keras model file (default: bestmodel.h5 beside this script,
                             whatever the working directory)
   --string-model PATH       the model that splits digits touching or overlapping in a number
-                            (default: stringmodel.h5 beside this script)
+                            and reads lone digits beside the digit model (default:
+                            stringmodel.h5 beside this script)
   --top K                   also list each digit's K most likely readings with probabilities
   --json                    one JSON object per input per line instead of text (see
                             digits.reading.readings.Reading.to_json); --top does not change it
@@ -93,7 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_STRING_MODEL,
         metavar="PATH",
-        help="the model that splits touching digits (default: stringmodel.h5 beside interface.py)",
+        help="the model that splits touching digits and reads lone ones beside --model "
+        "(default: stringmodel.h5 beside interface.py)",
     )
     parser.add_argument(
         "--top", type=int, metavar="K", help="also list each digit's K most likely readings"

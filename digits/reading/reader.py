@@ -51,7 +51,7 @@ class FileReading:
 
 class Reader:
     """Reads the digits in pictures with a digit classifier and the string model that splits
-    touching digits; threads may share one."""
+    touching digits (and reads lone ones beside the classifier); threads may share one."""
 
     def __init__(self, classifier: Classifier, string_model: StringModel):
         self.classifier = classifier
