@@ -34,8 +34,9 @@ class DigitImage:
 
     pixels: np.ndarray = field(repr=False)  # (28, 28) float32 in [0, 1], light ink on black
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in input pixels, exclusive ends
-    # The string model's ten probabilities for a digit split out of a group; None: the digit
-    # model is to read the pixels.
+    # The string model's ten probabilities for a digit split out of a group (the digit model
+    # reads it too when the string model is unsure: reader); None: the digit model is to read
+    # the pixels.
     probabilities: np.ndarray | None = field(default=None, repr=False)
     # For a whole group the digit model reads: the string model's probabilities when it read
     # one digit there, to combine with the digit model's.

@@ -3,7 +3,7 @@
 import numpy as np
 
 from digits.reading.keras_file import Classifier
-from digits.reading.reader import Reader
+from digits.reading.reader import SPLIT_DIGIT_MODEL_WEIGHT, UNSURE_SPLIT, Reader
 from digits.reading.segment import DigitImage
 from tests.reading.helpers import committed_string_model
 from tests.reading.model_files import dense_model
@@ -41,6 +41,24 @@ def test_digits_the_string_model_read_keep_its_probabilities(tmp_path):
     np.testing.assert_allclose(
         second.probabilities, classifier.probabilities(pixels[None])[0], atol=1e-7
     )
+
+
+def test_a_split_digit_the_string_model_is_unsure_of_is_read_by_the_digit_model_too(tmp_path):
+    classifier = Classifier.load(dense_model(tmp_path / "dense.h5")[0])
+    pixels = np.zeros((28, 28), np.float32)
+    digit_model = classifier.probabilities(pixels[None])[0]
+    # The string model leans to the digit the digit model finds least likely, unsure of it.
+    least, most = int(np.argmin(digit_model)), int(np.argmax(digit_model))
+    split = np.full(10, 0.03, np.float32)
+    split[least], split[most] = 0.4, 0.36
+    assert split.max() < UNSURE_SPLIT
+    pictures = [[DigitImage(pixels, (0, 0, 5, 9), split / split.sum())]]
+    ((digit,),) = [
+        r.digits for r in Reader(classifier, committed_string_model()).read_digit_images(pictures)
+    ]
+    weighted = split / split.sum() * digit_model.astype(np.float64) ** SPLIT_DIGIT_MODEL_WEIGHT
+    np.testing.assert_allclose(digit.probabilities, weighted / weighted.sum(), rtol=1e-5)
+    assert digit.digit == most
 
 
 def test_a_whole_digit_both_models_read_gets_their_normalised_product(tmp_path):
