@@ -105,3 +105,27 @@ def test_both_sides_a_wide_digit_touches_in_separate_boxes_are_removed(reader):
     # stands a few px beside a side of the next box. Left in, they read as 1s ("91914").
     picture = Image.open(PICTURES / "boxes_904.png")
     assert reader.read_image(picture).prediction == "904"
+
+
+def test_boxes_whose_digits_all_hide_their_top_edge_are_removed(reader):
+    # bench.strings' boxes kind (MNIST test digits, seed 5): both digits are written against
+    # the top edge, so no stretch of it is found as a line; the sides, which end on the bottom
+    # edge, show where it runs. Left in, the frame reads as 1s ("1813").
+    picture = Image.open(PICTURES / "boxes_83.png")
+    assert reader.read_image(picture).prediction == "83"
+
+
+def test_a_side_beside_a_digit_in_separate_boxes_is_found_as_far_as_the_other_pairs(reader):
+    # bench.strings' boxes kind (MNIST test digits, seed 3): the sides of neighbouring boxes
+    # stand 8–9 px apart, and the 0 comes so close to one that it is not found as a line; the
+    # row's other pairs of sides say where it stands. Left in, it reads as a 1 ("901891").
+    picture = Image.open(PICTURES / "boxes_90891.png")
+    assert reader.read_image(picture).prediction == "90891"
+
+
+def test_a_side_is_looked_for_where_the_longer_edge_ends(reader):
+    # bench.strings' boxes kind (MNIST test digits, seed 3): the 3 lies along the top edge of its
+    # box and hides its end, and touches the right side; the bottom edge shows where the box
+    # ends. Left in, the side reads as a 1 ("431").
+    picture = Image.open(PICTURES / "boxes_43.png")
+    assert reader.read_image(picture).prediction == "43"

@@ -209,6 +209,19 @@ def test_boxes_whose_digits_all_touch_an_edge_go():
     check(d)
 
 
+def test_boxes_whose_digits_all_hide_the_same_edge_go():
+    # Every box's top edge has a stroke lying along it (7s with their bars there): no stretch
+    # of that edge is found as a line, only the bottom edge and the sides, which end on it.
+    # Where the sides' other ends line up, the ink follows the hidden edge all the way.
+    d = Drawing(330, 110)
+    for k in range(4):
+        d.box(20 + 72 * k, 15, 92 + 72 * k, 95)
+    for k in range(4):
+        left = 20 + 72 * k
+        d.pen([(left + 6, 19), (left + 66, 19), (left + 30, 88)])
+    check(d)
+
+
 def test_ruled_lines_go_and_crossing_strokes_stay():
     d = Drawing(400, 150)
     for y in (20, 62, 104, 146):

@@ -4,8 +4,10 @@
   as wide as they are (CORE_MATCH: pens write wider than forms print), and crossing no
   third, is a box side; horizontal candidates carrying two sides are box edges, and so are
   those on the same line as a box edge.  Stretches of edges hidden by a digit's stroke along
-  them are looked for on the line of the edges found (_hidden_edges), and sides hidden by a
-  digit written against them where the row of boxes says they must be (_hidden_sides).
+  them are looked for on the line of the edges found (_hidden_edges), a whole edge hidden so
+  on the line through the far ends of sides that end on the other edge (_opposite_edges), and
+  sides hidden by a digit written against them where the row of boxes says they must be
+  (_hidden_sides: at the edges' ends, between the sides found, beside them).
 * Paper rulings: candidates on one straight line ("rows") running from border to border;
   two such rows in one direction, or one EDGE_LONG × the digits' height long.
 * Long lines: a horizontal row LONG × the digits' height long (a form's writing line).
@@ -55,7 +57,7 @@ def printed_lines(mask: np.ndarray, raw: np.ndarray, lines: list[Line], rulings_
     printed = set()
     if not rulings_only:
         # Stretches of hidden edges count only as frames: elsewhere they may be a stroke.
-        extended = lines + _hidden_edges(raw, lines)
+        extended = lines + _hidden_edges(raw, lines) + _opposite_edges(raw, lines)
         framed = _frames(extended)
         kept = [k for k in range(len(extended)) if k < len(lines) or k in framed]
         lines = [extended[k] for k in kept]
@@ -279,12 +281,14 @@ def _hidden_sides(raw: np.ndarray, lines: list[Line], framed: set[int]) -> list[
         sides = [lines[k] for k, pair in met.items() if pair == {top, bottom}]
         upper, lower = sorted((lines[top], lines[bottom]), key=lambda edge: edge.intercept)
         row = Row(raw, upper, lower, sides)
-        new = [
-            wall
-            for end in (max(upper.start, lower.start), min(upper.stop, lower.stop))
-            if min(abs(end - c) for c in row.columns) > SIDE_SEARCH + 2
-            for wall in row.walls_near(end)
-        ]
+        # Sides stand where the edges end: the shorter edge, or the longer one where a digit
+        # on the shorter one hid its end.
+        searched = list(row.columns)
+        new = []
+        for end in sorted({upper.start, lower.start, upper.stop, lower.stop}):
+            if min(abs(end - column) for column in searched) > SIDE_SEARCH + 2:
+                searched.append(end)
+                new += row.walls_near(end)
         row.add(new)
         walls = row.dividing_walls()
         row.add(walls)
@@ -319,6 +323,53 @@ def _hidden_edges(raw: np.ndarray, lines: list[Line]) -> list[Line]:
             for first, last in stretches(on, 0, raw.shape[1] - 1, shortest)
         ]
     return found
+
+
+def _opposite_edges(raw: np.ndarray, lines: list[Line]) -> list[Line]:
+    """Box edges the candidates missed entirely, found where the box sides end.
+
+    Digits written against the top (or bottom) of every box leave no stretch of that edge
+    thin enough for a candidate, and without two edges no frame is found: the sides and the
+    other edge stay, and are read as 1s. But two sides or more that end on one edge, alike in
+    length (SIDE_MATCH), end on the other one too: where the ink itself (not blurred) follows
+    the straight line through their other ends (within SIDE_SEARCH px, breaks of GAP_PX
+    bridged) all the way between the outermost of them, that line is a candidate edge, printed
+    like the edge they share.
+    """
+    edges = [line for line in lines if not line.vertical]
+    ending: dict[int, list[Line]] = {}
+    for side in (line for line in lines if line.vertical):
+        met = _edges_met(side, edges)
+        if len(met) == 1:
+            ending.setdefault(met[0], []).append(side)
+    found = []
+    for index, sides in ending.items():
+        edge = edges[index]
+        length = float(np.median([side.length for side in sides]))
+        sides = [side for side in sides if abs(side.length - length) <= SIDE_MATCH * length]
+        if len(sides) < 2:
+            continue
+        rows, columns = np.array([_far_end(side, edge) for side in sides]).T
+        slope, intercept = np.polyfit(columns, rows, 1)
+        along = np.arange(math.floor(columns.min()), math.ceil(columns.max()) + 1)
+        level = SHARP_SHARE * edge.darkness
+        for shift in range(-SIDE_SEARCH, SIDE_SEARCH + 1):
+            centre = np.round(intercept + shift + slope * along).astype(int)
+            near = np.clip(centre[None, :] + np.arange(-1, 2)[:, None], 0, raw.shape[0] - 1)
+            on = (raw[near, along] >= level).any(axis=0)
+            if stretches(on, 0, len(on) - 1, len(on) - 2 * GAP_PX):
+                line = replace(edge, intercept=float(intercept + shift), slope=float(slope))
+                found.append(replace(line, start=int(along[0]), stop=int(along[-1])))
+                break
+    return found
+
+
+def _far_end(side: Line, edge: Line) -> tuple[float, float]:
+    """(row, column) of the end of a box side away from the edge it ends on."""
+    edge_row = edge.across(side.across((side.start + side.stop) / 2))
+    near_top = abs(edge_row - side.start) < abs(edge_row - side.stop)
+    row = side.stop if near_top else side.start
+    return row, side.across(row)
 
 
 class Row:
@@ -418,16 +469,37 @@ class Row:
         return []
 
     def partners(self) -> list[Line]:
-        """Hidden sides of separate boxes: the side a few px beside each inner side found, where
-        the next box begins (a digit written against it made it too thick to be found), no
-        darker than DARKER × the sides (else a pen's stroke)."""
+        """Hidden sides of separate boxes: the side beside each inner side found, where the next
+        box begins (a digit written against it, or close to it, made it too thick to be found),
+        no darker than DARKER × the sides (else a pen's stroke). It is looked for a few px away,
+        and, beside a side found alone, as far away as the row's pairs of sides found are apart
+        (on one side only: on both, one of the two would be a stroke)."""
         found = []
+        spacing = self._pair_spacing()
         for column in self.columns[1:-1]:
-            for wall in self.walls_near(column):
-                beside = self.column_of(wall)
-                if min(abs(beside - c) for c in self.columns) > 2 and self._printed(wall):
-                    found.append(wall)
+            walls = self.walls_near(column)
+            alone = not any(0 < abs(other - column) <= 1.5 * spacing for other in self.columns)
+            if spacing and alone:
+                beside = [self.walls_near(column + sign * spacing) for sign in (-1, 1)]
+                if sum(bool(self._new(near)) for near in beside) == 1:
+                    walls += beside[0] + beside[1]
+            found += [wall for wall in self._new(walls) if self._printed(wall)]
         return found
+
+    def _new(self, walls: list[Line]) -> list[Line]:
+        """The walls more than 2 px from every side found."""
+        return [
+            wall
+            for wall in walls
+            if min(abs(self.column_of(wall) - column) for column in self.columns) > 2
+        ]
+
+    def _pair_spacing(self) -> float:
+        """How far apart the two sides of neighbouring separate boxes are: the median of the
+        gaps between sides found closer than a quarter of the row's height (0: no such pair)."""
+        height = self.lower.intercept - self.upper.intercept
+        gaps = [gap for gap in np.diff(self.columns) if 2 < gap < 0.25 * height]
+        return float(np.median(gaps)) if gaps else 0.0
 
     def _printed(self, wall: Line) -> bool:
         rows = self._rows_between_edges(self.column_of(wall))
