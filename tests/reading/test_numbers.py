@@ -99,33 +99,42 @@ def test_a_thin_middle_digit_the_string_model_is_sure_of_is_kept(reader, number)
     assert reader.read_image(picture).prediction == number
 
 
-def test_both_sides_a_wide_digit_touches_in_separate_boxes_are_removed(reader):
-    # bench.strings' boxes kind (MNIST test digits, seed 5): boxes a few px apart, and the 0
-    # runs along both sides of its box, which are then too thick to be found as lines; each
-    # stands a few px beside a side of the next box. Left in, they read as 1s ("91914").
-    picture = Image.open(PICTURES / "boxes_904.png")
-    assert reader.read_image(picture).prediction == "904"
+# Numbers of bench.strings' boxes kind (MNIST test digits) in which box lines a digit hides were
+# once left in and read as 1s: the picture, its number, and why the lines were missed.
+HIDDEN_BOX_LINES = [
+    pytest.param(
+        "boxes_904.png",
+        "904",
+        # Seed 5: boxes a few px apart, and the 0 runs along both sides of its box, which are
+        # then too thick to be found as lines; each stands a few px beside a side of the next
+        # box. Read "91914".
+        id="both-sides-a-wide-digit-touches",
+    ),
+    pytest.param(
+        "boxes_83.png",
+        "83",
+        # Seed 5: both digits are written against the top edge, so no stretch of it is found
+        # as a line; the sides, which end on the bottom edge, show where it runs. Read "1813".
+        id="a-top-edge-every-digit-hides",
+    ),
+    pytest.param(
+        "boxes_90891.png",
+        "90891",
+        # Seed 3: the sides of neighbouring boxes stand 8–9 px apart, and the 0 comes so close to
+        # one that it is not found as a line; the row's other pairs of sides say where it
+        # stands. Read "901891".
+        id="a-side-as-far-as-the-other-pairs",
+    ),
+    pytest.param(
+        "boxes_43.png",
+        "43",
+        # Seed 3: the 3 lies along the top edge of its box, hiding its end, and touches the
+        # right side; the bottom edge shows where the box ends. Read "431".
+        id="a-side-where-the-longer-edge-ends",
+    ),
+]
 
 
-def test_boxes_whose_digits_all_hide_their_top_edge_are_removed(reader):
-    # bench.strings' boxes kind (MNIST test digits, seed 5): both digits are written against
-    # the top edge, so no stretch of it is found as a line; the sides, which end on the bottom
-    # edge, show where it runs. Left in, the frame reads as 1s ("1813").
-    picture = Image.open(PICTURES / "boxes_83.png")
-    assert reader.read_image(picture).prediction == "83"
-
-
-def test_a_side_beside_a_digit_in_separate_boxes_is_found_as_far_as_the_other_pairs(reader):
-    # bench.strings' boxes kind (MNIST test digits, seed 3): the sides of neighbouring boxes
-    # stand 8–9 px apart, and the 0 comes so close to one that it is not found as a line; the
-    # row's other pairs of sides say where it stands. Left in, it reads as a 1 ("901891").
-    picture = Image.open(PICTURES / "boxes_90891.png")
-    assert reader.read_image(picture).prediction == "90891"
-
-
-def test_a_side_is_looked_for_where_the_longer_edge_ends(reader):
-    # bench.strings' boxes kind (MNIST test digits, seed 3): the 3 lies along the top edge of its
-    # box and hides its end, and touches the right side; the bottom edge shows where the box
-    # ends. Left in, the side reads as a 1 ("431").
-    picture = Image.open(PICTURES / "boxes_43.png")
-    assert reader.read_image(picture).prediction == "43"
+@pytest.mark.parametrize("name, number", HIDDEN_BOX_LINES)
+def test_box_lines_digits_hide_are_removed(reader, name, number):
+    assert reader.read_image(Image.open(PICTURES / name)).prediction == number
