@@ -390,3 +390,18 @@ def test_a_row_of_sides_closer_than_any_box_divides_into_no_boxes():
     ]
     row = judge.Row(np.zeros((50, 100), np.float32), *edges, sides)
     assert row.dividing_walls() == []
+
+
+@pytest.mark.parametrize("apart, found", [(60, 1), (8, 0)])
+def test_a_hidden_edge_is_looked_for_only_where_its_sides_stand_far_apart(apart, found):
+    # Two sides end on a bottom edge; the ink runs on along the row their tops share. Sides as
+    # far apart as a box is wide show which way the hidden top edge runs; the two sides of
+    # neighbouring boxes, a few px apart, do not.
+    def line(vertical, intercept, start, stop):
+        return lines.Line(vertical, intercept, 0.0, start, stop, 4.0, 2.5, 0.5)
+
+    bottom = line(False, 80.0, 10, 150)
+    sides = [line(True, 40.0, 20, 80), line(True, 40.0 + apart, 20, 80)]
+    raw = np.zeros((100, 200), np.float32)
+    raw[19:22, 30:120] = 0.5
+    assert len(judge._opposite_edges(raw, [bottom, *sides])) == found

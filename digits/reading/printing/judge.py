@@ -331,10 +331,10 @@ def _opposite_edges(raw: np.ndarray, lines: list[Line]) -> list[Line]:
     Digits written against the top (or bottom) of every box leave no stretch of that edge
     thin enough for a candidate, and without two edges no frame is found: the sides and the
     other edge stay, and are read as 1s. But two sides or more that end on one edge, alike in
-    length (SIDE_MATCH), end on the other one too: where the ink itself (not blurred) follows
-    the straight line through their other ends (within SIDE_SEARCH px, breaks of GAP_PX
-    bridged) all the way between the outermost of them, that line is a candidate edge, printed
-    like the edge they share.
+    length (SIDE_MATCH) and at least MIN_LENGTH apart, end on the other one too: where the ink
+    itself (not blurred) follows the straight line through their other ends (within
+    SIDE_SEARCH px, breaks of GAP_PX bridged) all the way between the outermost of them, that
+    line is a candidate edge, printed like the edge they share.
     """
     edges = [line for line in lines if not line.vertical]
     ending: dict[int, list[Line]] = {}
@@ -350,6 +350,8 @@ def _opposite_edges(raw: np.ndarray, lines: list[Line]) -> list[Line]:
         if len(sides) < 2:
             continue
         rows, columns = np.array([_far_end(side, edge) for side in sides]).T
+        if np.ptp(columns) < MIN_LENGTH:
+            continue  # too close together to say which way the edge runs
         slope, intercept = np.polyfit(columns, rows, 1)
         along = np.arange(math.floor(columns.min()), math.ceil(columns.max()) + 1)
         level = SHARP_SHARE * edge.darkness
