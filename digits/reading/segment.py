@@ -120,9 +120,8 @@ def find_digits(image: Image.Image, string_model: StringModel) -> list[DigitImag
         if len(spans) <= 1:
             box = (group.x0, group.y0, group.x1, group.y1)
             string_reading = spans[0].probabilities if spans else None
-            digits.append(
-                DigitImage(to_mnist(group.ink), _input_box(box, scale), None, string_reading)
-            )
+            pixels = to_mnist(group.ink)
+            digits.append(DigitImage(pixels, _input_box(box, scale), string_reading=string_reading))
             continue
         for span in spans:
             part = GroupInk(group.ink[:, span.start : span.stop], group.x0 + span.start, group.y0)

@@ -311,10 +311,7 @@ def _hidden_edges(raw: np.ndarray, lines: list[Line]) -> list[Line]:
         members = [edges[k] for k in row]
         longest = max(members, key=lambda edge: edge.length)
         level = SHARP_SHARE * float(np.median([edge.darkness for edge in members]))
-        along = np.arange(raw.shape[1])
-        rows = np.round(longest.across(along)).astype(int)[None, :] + np.arange(-1, 2)[:, None]
-        inside = (rows >= 0) & (rows < raw.shape[0])
-        on = (inside & (raw[np.clip(rows, 0, raw.shape[0] - 1), along] >= level)).any(axis=0)
+        on = _inked_along(raw, longest, np.arange(raw.shape[1]), level)
         for edge in members:
             on[max(edge.start - GAP_PX, 0) : edge.stop + GAP_PX + 1] = False
         shortest = min(edge.length for edge in members) / 2
@@ -356,14 +353,20 @@ def _opposite_edges(raw: np.ndarray, lines: list[Line]) -> list[Line]:
         along = np.arange(math.floor(columns.min()), math.ceil(columns.max()) + 1)
         level = SHARP_SHARE * edge.darkness
         for shift in range(-SIDE_SEARCH, SIDE_SEARCH + 1):
-            centre = np.round(intercept + shift + slope * along).astype(int)
-            near = np.clip(centre[None, :] + np.arange(-1, 2)[:, None], 0, raw.shape[0] - 1)
-            on = (raw[near, along] >= level).any(axis=0)
+            line = replace(edge, intercept=float(intercept + shift), slope=float(slope))
+            on = _inked_along(raw, line, along, level)
             if stretches(on, 0, len(on) - 1, len(on) - 2 * GAP_PX):
-                line = replace(edge, intercept=float(intercept + shift), slope=float(slope))
                 found.append(replace(line, start=int(along[0]), stop=int(along[-1])))
                 break
     return found
+
+
+def _inked_along(raw: np.ndarray, line: Line, along: np.ndarray, level: float) -> np.ndarray:
+    """Per column of `along`, whether the ink itself (raw, not blurred) reaches `level` within
+    a px of a horizontal line there (rows outside the picture are paper)."""
+    rows = np.round(line.across(along)).astype(int)[None, :] + np.arange(-1, 2)[:, None]
+    inside = (rows >= 0) & (rows < raw.shape[0])
+    return (inside & (raw[np.clip(rows, 0, raw.shape[0] - 1), along] >= level)).any(axis=0)
 
 
 def _far_end(side: Line, edge: Line) -> tuple[float, float]:
