@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from bench.common import RESULTS, markdown_table, percent, plural, ratio, times
+from bench.strings import all_seeds
 
 BENCHMARKS = (
     "training",
@@ -177,8 +178,8 @@ def strings_rows(document):
         return " / ".join(percent(r["read"] / r["numbers"], 1) for r in results)
 
     def pooled(kind):
-        readings = [kind["now"], *kind.get("other_seeds", {}).values()]
-        return sum(r["read"] for r in readings) / sum(r["numbers"] for r in readings)
+        read, numbers = all_seeds(kind)
+        return read / numbers
 
     numbers = next(iter(kinds.values()))["now"]["numbers"]
     six = document["results"]["six_digit_overlapping"]

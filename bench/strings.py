@@ -170,6 +170,12 @@ def draw_misses(folder, results, path):
     figure.savefig(path, dpi=110)
 
 
+def all_seeds(result) -> tuple[int, int]:
+    """(numbers read exactly, numbers) of one kind's result, its main and other seeds together."""
+    readings = [result["now"], *result.get("other_seeds", {}).values()]
+    return sum(r["read"] for r in readings), sum(r["numbers"] for r in readings)
+
+
 def table(results, has_baseline, other_seeds):
     rows = []
     for kind, result in results.items():
@@ -185,8 +191,7 @@ def table(results, has_baseline, other_seeds):
         ]
         if other_seeds:
             row.append(" / ".join(percent(other["read"] / other["numbers"]) for other in others))
-            read = now["read"] + sum(other["read"] for other in others)
-            numbers = now["numbers"] + sum(other["numbers"] for other in others)
+            read, numbers = all_seeds(result)
             row.append(f"{percent(read / numbers)} ({read}/{numbers})")
         rows.append(row)
     reference = "before (reference)" if has_baseline else "before (not run)"

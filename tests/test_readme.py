@@ -191,8 +191,7 @@ def benchmark_figures(documents: dict) -> Known:
                     ("%", reading["read"] / reading["numbers"]),
                     ("numbers", reading["numbers"]),
                 ]
-        pooled = [kind["now"], *others]
-        read, numbers = (sum(reading[key] for reading in pooled) for key in ("read", "numbers"))
+        read, numbers = strings.all_seeds(kind)
         pairs += [("%", read / numbers), ("numbers", numbers)]
     pairs += [("%", goal) for goal in strings.GOALS.values()]
     six = documents["strings"]["results"]["six_digit_overlapping"]
