@@ -363,10 +363,17 @@ def _opposite_edges(raw: np.ndarray, lines: list[Line]) -> list[Line]:
 
 def _inked_along(raw: np.ndarray, line: Line, along: np.ndarray, level: float) -> np.ndarray:
     """Per column of `along`, whether the ink itself (raw, not blurred) reaches `level` within
-    a px of a horizontal line there (rows outside the picture are paper)."""
+    a px of a horizontal line there."""
     rows = np.round(line.across(along)).astype(int)[None, :] + np.arange(-1, 2)[:, None]
-    inside = (rows >= 0) & (rows < raw.shape[0])
-    return (inside & (raw[np.clip(rows, 0, raw.shape[0] - 1), along] >= level)).any(axis=0)
+    return _inked(raw, rows, along[None, :], level).any(axis=0)
+
+
+def _inked(raw: np.ndarray, rows: np.ndarray, columns: np.ndarray, level: float) -> np.ndarray:
+    """Whether the ink itself (raw, not blurred) reaches `level` at these (broadcast) rows and
+    columns; places outside the picture are paper."""
+    height, width = raw.shape
+    inside = (rows >= 0) & (rows < height) & (columns >= 0) & (columns < width)
+    return inside & (raw[np.clip(rows, 0, height - 1), np.clip(columns, 0, width - 1)] >= level)
 
 
 def _far_end(side: Line, edge: Line) -> tuple[float, float]:
@@ -420,9 +427,7 @@ class Row:
         shifts = np.arange(-SIDE_SEARCH - 4, SIDE_SEARCH + 5)
         at = np.round(column + shifts[:, None] + self.slope * (rows[None, :] - self.middle))
         at = at.astype(int)
-        width = self.raw.shape[1]
-        inked = self.raw[rows[None, :], np.clip(at, 0, width - 1)] >= self.ink_level
-        cover = (at >= 0) & (at < width) & inked
+        cover = _inked(self.raw, rows[None, :], at, self.ink_level)
         peaks = local_peaks(cover.mean(axis=1), SIDE_COVER)
         start = max(round(upper.across(column) - upper.half_band), 0)
         stop = min(round(lower.across(column) + lower.half_band), self.raw.shape[0] - 1)
